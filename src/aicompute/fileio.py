@@ -1,0 +1,58 @@
+"""Atomic file writes and the user cache directory.
+
+Nothing aicompute writes is ever left half-written: every file goes to a temporary sibling first and is
+renamed into place (``os.replace`` is atomic on POSIX and Windows when both paths are on one filesystem).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "cache_dir"]
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Call ``write(f)`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    If ``write`` raises, the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    return atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def cache_dir(*parts: str) -> Path:
+    """The aicompute cache: ``$AICOMPUTE_CACHE``, else ``$XDG_CACHE_HOME/aicompute``, else
+    ``~/.cache/aicompute``; ``parts`` name a subfolder. The folder is created if missing."""
+    root = os.environ.get("AICOMPUTE_CACHE")
+    if not root:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(xdg, "aicompute")
+    path = Path(root, *parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,36 @@
+import os
+
+import pytest
+
+from aicompute.fileio import atomic_write, atomic_write_bytes, atomic_write_text, cache_dir
+
+
+def test_atomic_write_replaces_whole_file(tmp_path):
+    path = tmp_path / "sub" / "f.txt"
+    atomic_write_text(path, "first")
+    atomic_write_bytes(path, b"second")
+    assert path.read_bytes() == b"second"
+    assert os.listdir(path.parent) == ["f.txt"]  # no temp file left behind
+
+
+def test_failed_write_leaves_old_file_and_no_temp(tmp_path):
+    path = tmp_path / "f.bin"
+    atomic_write_bytes(path, b"good")
+
+    def half_then_fail(f):
+        f.write(b"partial")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(path, half_then_fail)
+    assert path.read_bytes() == b"good"
+    assert os.listdir(tmp_path) == ["f.bin"]
+
+
+def test_cache_dir_honours_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("AICOMPUTE_CACHE", str(tmp_path / "c"))
+    assert cache_dir("x") == tmp_path / "c" / "x"
+    assert (tmp_path / "c" / "x").is_dir()
+    monkeypatch.delenv("AICOMPUTE_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "aicompute"
