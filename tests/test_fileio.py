@@ -34,3 +34,12 @@ def test_cache_dir_honours_env(tmp_path, monkeypatch):
     monkeypatch.delenv("AICOMPUTE_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_dir() == tmp_path / "xdg" / "aicompute"
+
+
+def test_written_file_has_umask_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "p.txt", "x")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -1,0 +1,199 @@
+"""Scoring functions, key-value attention and multi-head self-attention against loops and torch."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aicompute.errors import AicomputeError
+from aicompute.nn.attention import (
+    AdditiveScore,
+    BilinearScore,
+    MultiHeadSelfAttention,
+    causal_mask,
+    dot_score,
+    key_value_attention,
+    scaled_dot_score,
+)
+
+settings.register_profile("attention", deadline=None, max_examples=25)
+settings.load_profile("attention")
+f64 = torch.float64
+
+
+def _randn(gen, *shape):
+    return torch.randn(*shape, generator=gen, dtype=f64)
+
+
+shapes = st.tuples(st.integers(1, 4), st.integers(1, 5), st.integers(1, 6), st.integers(1, 5), st.integers(0, 999))
+
+
+@given(shapes)
+def test_scorers_match_per_pair_loops(shape):
+    m, n, d, dq, seed = shape
+    gen = torch.Generator().manual_seed(seed)
+    keys, queries, queries_dq = _randn(gen, n, d), _randn(gen, m, d), _randn(gen, m, dq)
+    bil = BilinearScore(d, dq).double()
+    add = AdditiveScore(d, dq, hidden_dim=3).double()
+    W, Wa, Ua, v = bil.W.detach(), add.W.weight.detach(), add.U.weight.detach(), add.v.weight.detach()[0]
+    with torch.no_grad():
+        s_dot, s_scaled = dot_score(keys, queries), scaled_dot_score(keys, queries)
+        s_bil, s_add = bil(keys, queries_dq), add(keys, queries_dq)
+    for mi in range(m):
+        for ni in range(n):
+            x, q = keys[ni], queries[mi]
+            dot = float(x @ q)
+            assert s_dot[mi, ni].item() == pytest.approx(dot, rel=1e-12, abs=1e-12)
+            assert s_scaled[mi, ni].item() == pytest.approx(dot / math.sqrt(d), abs=1e-12)
+            qd = queries_dq[mi]
+            assert s_bil[mi, ni].item() == pytest.approx(float(x @ W @ qd), abs=1e-12)
+            additive = float(v @ torch.tanh(Wa @ x + Ua @ qd))  # vᵀ tanh(Wx + Uq)
+            assert s_add[mi, ni].item() == pytest.approx(additive, abs=1e-12)
+
+
+def test_bilinear_with_identity_is_dot_and_scorers_broadcast_over_batch():
+    gen = torch.Generator().manual_seed(0)
+    keys, queries = _randn(gen, 2, 3, 5, 4), _randn(gen, 2, 3, 6, 4)  # (..., N, D), (..., M, D)
+    bil = BilinearScore(4, 4).double()
+    with torch.no_grad():
+        bil.W.copy_(torch.eye(4))
+    assert bil(keys, queries).shape == (2, 3, 6, 5)
+    torch.testing.assert_close(bil(keys, queries), dot_score(keys, queries))
+    assert AdditiveScore(4, 4, 8).double()(keys, queries).shape == (2, 3, 6, 5)
+
+
+@given(shapes, st.booleans())
+def test_key_value_attention_is_the_softmax_weighted_sum(shape, masked):
+    m, n, d, dv, seed = shape
+    gen = torch.Generator().manual_seed(seed)
+    q, k, v = _randn(gen, m, d), _randn(gen, n, d), _randn(gen, n, dv)
+    mask = torch.rand(m, n, generator=gen) < 0.6 if masked else torch.ones(m, n, dtype=torch.bool)
+    mask[:, 0] = True  # every query keeps at least one key
+    out, weights = key_value_attention(q, k, v, mask=mask if masked else None)
+    for mi in range(m):
+        scores = [float(k[ni] @ q[mi]) / math.sqrt(d) if mask[mi, ni] else -math.inf for ni in range(n)]
+        top = max(scores)
+        e = [math.exp(s - top) for s in scores]
+        want_w = [x / sum(e) for x in e]
+        assert weights[mi].tolist() == pytest.approx(want_w, abs=1e-12)
+        want_out = sum(w * v[ni] for ni, w in enumerate(want_w))
+        torch.testing.assert_close(out[mi], want_out, rtol=0, atol=1e-12)
+    assert torch.all(weights[~mask] == 0)
+
+
+def test_key_value_attention_agrees_with_sdpa_and_float_masks():
+    gen = torch.Generator().manual_seed(1)
+    q, k, v = _randn(gen, 2, 3, 4, 8), _randn(gen, 2, 3, 6, 8), _randn(gen, 2, 3, 6, 5)
+    mask = torch.rand(4, 6, generator=gen) < 0.5
+    mask[:, -1] = True
+    out, _ = key_value_attention(q, k, v, mask=mask)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), rtol=0, atol=1e-12)
+    additive = torch.zeros(4, 6, dtype=f64).masked_fill(~mask, -math.inf)
+    torch.testing.assert_close(key_value_attention(q, k, v, mask=additive)[0], out, rtol=0, atol=0)
+
+
+def test_single_query_vector_and_plain_attention():
+    gen = torch.Generator().manual_seed(2)
+    x, q = _randn(gen, 7, 4), _randn(gen, 4)
+    out, weights = key_value_attention(q[None, :], x, x)  # plain attention: keys = values = inputs
+    assert out.shape == (1, 4) and weights.shape == (1, 7)
+    torch.testing.assert_close(out[0], torch.softmax(x @ q / 2.0, dim=0) @ x)  # √D = 2
+
+
+def test_key_value_count_mismatch_is_a_user_error():
+    with pytest.raises(AicomputeError, match="3 keys but 4 values"):
+        key_value_attention(torch.randn(2, 5), torch.randn(3, 5), torch.randn(4, 5))
+
+
+def test_causal_mask_is_lower_triangular_like_sdpa():
+    assert causal_mask(3).tolist() == [[True, False, False], [True, True, False], [True, True, True]]
+    gen = torch.Generator().manual_seed(3)
+    q, k, v = _randn(gen, 1, 4, 3), _randn(gen, 1, 6, 3), _randn(gen, 1, 6, 3)
+    torch.testing.assert_close(
+        key_value_attention(q, k, v, mask=causal_mask(4, 6))[0],
+        F.scaled_dot_product_attention(q, k, v, is_causal=True),
+    )
+
+
+def _pair(embed=16, heads=4, causal=False, seed=0, **kw):
+    torch.manual_seed(seed)
+    fast = MultiHeadSelfAttention(embed, heads, causal=causal, **kw).double()
+    slow = MultiHeadSelfAttention(embed, heads, causal=causal, use_sdpa=False, **kw).double()
+    slow.load_state_dict(fast.state_dict())
+    return fast, slow
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_sdpa_and_explicit_paths_agree(causal, with_mask):
+    fast, slow = _pair(causal=causal)
+    x = torch.randn(3, 7, 16, dtype=f64, requires_grad=True)
+    mask = None
+    if with_mask:  # key padding: the last 2 positions of example 0 are padding
+        mask = torch.ones(3, 1, 1, 7, dtype=torch.bool)
+        mask[0, ..., 5:] = False
+    y_fast, y_slow = fast(x, mask), slow(x, mask)
+    torch.testing.assert_close(y_fast, y_slow, rtol=0, atol=1e-6)
+    (g_fast,) = torch.autograd.grad(y_fast.square().sum(), x)
+    (g_slow,) = torch.autograd.grad(y_slow.square().sum(), x)
+    torch.testing.assert_close(g_fast, g_slow, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("use_sdpa", [True, False])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_matches_torch_multihead_attention(use_sdpa, causal, bias):
+    torch.manual_seed(4)
+    ref = torch.nn.MultiheadAttention(12, 3, bias=bias, batch_first=True).double().eval()
+    ours = MultiHeadSelfAttention.from_torch(ref, causal=causal, use_sdpa=use_sdpa).eval()
+    assert ours.q_proj.weight.dtype == f64
+    x = torch.randn(2, 5, 12, dtype=f64)
+    forbid = ~causal_mask(5) if causal else None  # torch's boolean masks mark what is *not* attended
+    want, _ = ref(x, x, x, attn_mask=forbid, need_weights=False)
+    torch.testing.assert_close(ours(x), want, rtol=0, atol=1e-6)
+    padding = torch.tensor([[False] * 5, [False, False, False, True, True]])  # torch: True = padding
+    want, _ = ref(x, x, x, key_padding_mask=padding, attn_mask=forbid, need_weights=False)
+    torch.testing.assert_close(ours(x, mask=~padding[:, None, None, :]), want, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("use_sdpa", [True, False])
+def test_causal_output_ignores_the_future(use_sdpa):
+    fast, slow = _pair(causal=True)
+    model = fast if use_sdpa else slow
+    x = torch.randn(1, 6, 16, dtype=f64)
+    x2 = x.clone()
+    x2[:, 4:] += 1.0  # change positions 4 and 5 only
+    y, y2 = model(x), model(x2)
+    torch.testing.assert_close(y[:, :4], y2[:, :4], rtol=0, atol=1e-12)
+    assert (y[:, 4:] - y2[:, 4:]).abs().max() > 1e-3
+
+
+def test_float_mask_combines_with_causal():
+    fast, slow = _pair(causal=True)
+    x = torch.randn(2, 5, 16, dtype=f64)
+    bias = torch.randn(5, 5, dtype=f64)  # an additive (ALiBi-like) score bias
+    torch.testing.assert_close(fast(x, bias), slow(x, bias), rtol=0, atol=1e-6)
+    assert (fast(x, bias) - fast(x)).abs().max() > 1e-6
+
+
+def test_dropout_only_in_training():
+    fast, slow = _pair(dropout=0.5)
+    plain, _ = _pair(dropout=0.0)
+    x = torch.randn(2, 5, 16, dtype=f64)
+    for m in (fast, slow):
+        m.eval()
+        torch.testing.assert_close(m(x), plain(x), rtol=0, atol=1e-6)
+        m.train()
+        assert (m(x) - plain(x)).abs().max() > 1e-3
+
+
+def test_bad_configurations_are_user_errors():
+    with pytest.raises(AicomputeError, match=r"embed_dim \(10\) must be a multiple of num_heads \(4\)"):
+        MultiHeadSelfAttention(10, 4)
+    with pytest.raises(AicomputeError, match=r"expects input \(batch, seq_len, 8\)"):
+        MultiHeadSelfAttention(8, 2)(torch.randn(3, 8))
+    with pytest.raises(AicomputeError, match="kdim == vdim == embed_dim"):
+        MultiHeadSelfAttention.from_torch(torch.nn.MultiheadAttention(8, 2, kdim=4, vdim=4))
