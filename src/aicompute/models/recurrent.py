@@ -1,0 +1,316 @@
+"""Recurrent networks of the zoo: RNN / LSTM / GRU sequence classifiers and character language models.
+
+Both kinds use torch's fused ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` with ``batch_first=True`` (the
+cells written out from their equations live in :mod:`aicompute.nn`).
+
+Sequence classifiers (zoo names ``rnn``, ``lstm``, ``gru``) read ``(B, T, F)``: ``T`` steps of
+``F = input_size`` features. Other layouts are turned into that one by :func:`as_sequence`:
+
+* ``(B, L)`` — a 1-D signal, one value per step: ``(B, L, 1)`` (needs ``input_size=1``);
+* ``(B, C, H, W)`` — an image read row by row, top to bottom: ``H`` steps whose ``C·W`` features are
+  row ``h`` of channel 0, then row ``h`` of channel 1, ... (``(B, H, W)`` is already ``T=H, F=W``).
+
+The class scores come from the last layer's final hidden state ``h_T`` through one linear layer; a
+bidirectional net concatenates the forward state after step ``T`` with the backward state after step 1.
+
+Character language models (zoo names ``char-rnn``, ``char-lstm``, ``char-gru``): token ids ``(B, T)``
+→ embedding → recurrent stack → linear → next-token logits ``(B, T, vocab_size)``. ``block_size`` is the
+training context length, kept for the zoo's language-model convention; a recurrent model has no hard
+limit and reads longer sequences too. ``generate`` feeds the prompt once and then carries the hidden
+state from token to token.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Union
+
+import torch
+from torch import nn
+
+from aicompute.errors import AicomputeError
+from aicompute.models.registry import register_model
+from aicompute.models.transformer import (
+    check_max_new_tokens,
+    check_token_ids,
+    eval_mode,
+    sample_next_token,
+)
+
+__all__ = [
+    "CellKind",
+    "RecurrentClassifier",
+    "CharLM",
+    "as_sequence",
+    "rnn",
+    "lstm",
+    "gru",
+    "char_rnn",
+    "char_lstm",
+    "char_gru",
+]
+
+CellKind = Literal["rnn", "lstm", "gru"]
+_FUSED: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+State = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
+"""Hidden state of a fused stack: ``h`` for RNN/GRU, ``(h, c)`` for LSTM; each ``(layers·dirs, B, H)``."""
+
+
+def _fused(cell: str, input_size: int, hidden_size: int, num_layers: int, **kwargs) -> nn.RNNBase:
+    if cell not in _FUSED:
+        raise AicomputeError(f"unknown recurrent cell {cell!r}; pick one of {', '.join(_FUSED)}")
+    for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+        if not isinstance(value, int) or value < 1:
+            raise AicomputeError(f"{name} must be a positive integer, got {value!r}")
+    return _FUSED[cell](input_size, hidden_size, num_layers, batch_first=True, **kwargs)
+
+
+def as_sequence(x: torch.Tensor, input_size: int) -> torch.Tensor:
+    """Bring ``(B, L)``, ``(B, T, F)`` or ``(B, C, H, W)`` input to ``(B, T, F)`` (see module docstring)."""
+    if x.dim() == 2:
+        if input_size != 1:
+            raise AicomputeError(
+                f"a (batch, length) signal is read one value per step, which needs input_size=1, but "
+                f"this model has input_size={input_size}; give (batch, steps, {input_size}) input instead"
+            )
+        x = x.unsqueeze(-1)  # (B, L) -> (B, L, 1)
+    elif x.dim() == 4:
+        b, c, h, w = x.shape
+        x = x.permute(0, 2, 1, 3).reshape(b, h, c * w)  # (B, C, H, W) -> (B, H, C, W) -> (B, H, C·W)
+    elif x.dim() != 3:
+        raise AicomputeError(
+            f"a recurrent classifier reads (batch, steps, features), (batch, length) or "
+            f"(batch, channels, height, width) input, got shape {tuple(x.shape)}"
+        )
+    if x.shape[-1] != input_size:
+        raise AicomputeError(
+            f"this model reads {input_size} features per step but the input gives {x.shape[-1]} "
+            f"(as a sequence of shape {tuple(x.shape)}); build it with input_size={x.shape[-1]}"
+        )
+    return x
+
+
+class RecurrentClassifier(nn.Module):
+    """A fused RNN/LSTM/GRU stack whose last hidden state feeds a linear classifier."""
+
+    def __init__(
+        self,
+        cell: CellKind,
+        *,
+        input_size: int,
+        num_classes: int,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+    ) -> None:
+        super().__init__()
+        self.cell = cell
+        self.input_size = input_size
+        self.rnn = _fused(
+            cell, input_size, hidden_size, num_layers, dropout=dropout, bidirectional=bidirectional
+        )
+        self.num_directions = 2 if bidirectional else 1
+        self.head = nn.Linear(self.num_directions * hidden_size, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seq = as_sequence(x, self.input_size)  # (B, T, F)
+        _, state = self.rnn(seq)
+        h_n = state[0] if isinstance(state, tuple) else state  # LSTM returns (h_n, c_n)
+        # h_n is (layers·dirs, B, H); the last layer's directions are its last `dirs` rows
+        last = h_n[-self.num_directions :].transpose(0, 1)  # (dirs, B, H) -> (B, dirs, H)
+        return self.head(last.reshape(seq.shape[0], -1))  # (B, dirs·H) -> (B, classes)
+
+
+class CharLM(nn.Module):
+    """Character language model: embedding → fused RNN/LSTM/GRU stack → next-token logits."""
+
+    def __init__(
+        self,
+        cell: CellKind,
+        *,
+        vocab_size: int,
+        block_size: int,
+        embed_dim: int = 64,
+        hidden_size: int = 256,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if not isinstance(vocab_size, int) or vocab_size < 1:
+            raise AicomputeError(f"vocab_size must be a positive integer, got {vocab_size!r}")
+        self.cell = cell
+        self.block_size = block_size
+        self.embed = nn.Embedding(vocab_size, embed_dim)
+        self.rnn = _fused(cell, embed_dim, hidden_size, num_layers, dropout=dropout)
+        self.head = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Token ids ``(B, T)`` → logits ``(B, T, vocab_size)``, starting from a zero hidden state."""
+        logits, _ = self.forward_state(idx)
+        return logits
+
+    def forward_state(
+        self, idx: torch.Tensor, state: State | None = None
+    ) -> tuple[torch.Tensor, State]:
+        """Like ``forward`` but from hidden ``state`` (``None``: zeros), also returning the new state."""
+        check_token_ids(idx, type(self).__name__)
+        out, state = self.rnn(self.embed(idx), state)  # (B, T, E) -> (B, T, H)
+        return self.head(out), state  # (B, T, V)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        top_k: int | None = None,
+    ) -> torch.Tensor:
+        """Extend prompts ``idx`` ``(B, T0)`` by sampled tokens → ``(B, T0 + max_new_tokens)``.
+
+        The whole prompt is read once; each new token then costs one step. Runs in eval mode and
+        restores the previous mode. Arguments as :func:`~aicompute.models.transformer.sample_next_token`.
+        """
+        check_token_ids(idx, "CharLM.generate", allow_empty=False)
+        check_max_new_tokens(max_new_tokens)
+        pieces = [idx]
+        with eval_mode(self):
+            logits, state = self.forward_state(idx)  # (B, T0, V)
+            for i in range(max_new_tokens):
+                next_id = sample_next_token(
+                    logits[:, -1, :], temperature=temperature, top_k=top_k, generator=generator
+                )  # (B, 1)
+                pieces.append(next_id)
+                if i + 1 < max_new_tokens:
+                    logits, state = self.forward_state(next_id, state)  # (B, 1, V)
+        return torch.cat(pieces, dim=1)
+
+
+# ------------------------------------------------------------------------------------------ zoo entries
+
+
+@register_model("rnn", family="sequence", input_shape=(28, 28))
+def rnn(
+    num_classes: int = 10,
+    input_size: int = 28,
+    hidden_size: int = 128,
+    num_layers: int = 1,
+    dropout: float = 0.0,
+    bidirectional: bool = False,
+) -> RecurrentClassifier:
+    """Elman RNN (tanh) sequence classifier; reads an image row by row."""
+    return RecurrentClassifier(
+        "rnn",
+        input_size=input_size,
+        num_classes=num_classes,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        dropout=dropout,
+        bidirectional=bidirectional,
+    )
+
+
+@register_model("lstm", family="sequence", input_shape=(28, 28))
+def lstm(
+    num_classes: int = 10,
+    input_size: int = 28,
+    hidden_size: int = 128,
+    num_layers: int = 1,
+    dropout: float = 0.0,
+    bidirectional: bool = False,
+) -> RecurrentClassifier:
+    """LSTM sequence classifier; reads an image row by row."""
+    return RecurrentClassifier(
+        "lstm",
+        input_size=input_size,
+        num_classes=num_classes,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        dropout=dropout,
+        bidirectional=bidirectional,
+    )
+
+
+@register_model("gru", family="sequence", input_shape=(28, 28))
+def gru(
+    num_classes: int = 10,
+    input_size: int = 28,
+    hidden_size: int = 128,
+    num_layers: int = 1,
+    dropout: float = 0.0,
+    bidirectional: bool = False,
+) -> RecurrentClassifier:
+    """GRU sequence classifier; reads an image row by row."""
+    return RecurrentClassifier(
+        "gru",
+        input_size=input_size,
+        num_classes=num_classes,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        dropout=dropout,
+        bidirectional=bidirectional,
+    )
+
+
+@register_model("char-rnn", family="lm", input_shape=(64,), input_dtype="int64")
+def char_rnn(
+    vocab_size: int = 100,
+    block_size: int = 64,
+    embed_dim: int = 64,
+    hidden_size: int = 256,
+    num_layers: int = 1,
+    dropout: float = 0.0,
+) -> CharLM:
+    """Character language model on an Elman RNN (tanh)."""
+    return CharLM(
+        "rnn",
+        vocab_size=vocab_size,
+        block_size=block_size,
+        embed_dim=embed_dim,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        dropout=dropout,
+    )
+
+
+@register_model("char-lstm", family="lm", input_shape=(64,), input_dtype="int64")
+def char_lstm(
+    vocab_size: int = 100,
+    block_size: int = 64,
+    embed_dim: int = 64,
+    hidden_size: int = 256,
+    num_layers: int = 1,
+    dropout: float = 0.0,
+) -> CharLM:
+    """Character language model on an LSTM."""
+    return CharLM(
+        "lstm",
+        vocab_size=vocab_size,
+        block_size=block_size,
+        embed_dim=embed_dim,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        dropout=dropout,
+    )
+
+
+@register_model("char-gru", family="lm", input_shape=(64,), input_dtype="int64")
+def char_gru(
+    vocab_size: int = 100,
+    block_size: int = 64,
+    embed_dim: int = 64,
+    hidden_size: int = 256,
+    num_layers: int = 1,
+    dropout: float = 0.0,
+) -> CharLM:
+    """Character language model on a GRU."""
+    return CharLM(
+        "gru",
+        vocab_size=vocab_size,
+        block_size=block_size,
+        embed_dim=embed_dim,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        dropout=dropout,
+    )
