@@ -15,7 +15,7 @@ from torch import nn
 from aicompute.data.info import DatasetInfo
 from aicompute.errors import AicomputeError
 from aicompute.models import build_for_dataset, count_params, example_input, get_model, model_spec
-from aicompute.models.transformer import GPT, GPTConfig, sample_next_token
+from aicompute.models.transformer import GPT, GPTConfig
 
 TINY = dict(vocab_size=17, block_size=12, n_layer=2, n_head=2, n_embd=16)
 
@@ -252,17 +252,6 @@ def test_generate_restores_training_mode_and_checks_arguments():
         model.generate(torch.zeros(1, 0, dtype=torch.long), 2)
     with pytest.raises(AicomputeError, match="temperature"):
         model.generate(torch.zeros(1, 2, dtype=torch.long), 2, temperature=-1.0)
-
-
-def test_sample_next_token_top_k_and_temperature():
-    logits = torch.tensor([[0.0, 3.0, 1.0, 2.0]]).repeat(500, 1)
-    g = torch.Generator().manual_seed(0)
-    assert torch.equal(sample_next_token(logits, temperature=0), torch.full((500, 1), 1))
-    picks = sample_next_token(logits, top_k=2, generator=g)
-    assert set(picks.flatten().tolist()) == {1, 3}
-    # at temperature 1 token 1 is e¹ ≈ 2.7 times as likely as token 3
-    share = (picks == 1).float().mean().item()
-    assert abs(share - math.e / (1 + math.e)) < 0.07
 
 
 # ----------------------------------------------------------------------------------------- config, registry

@@ -29,7 +29,7 @@ from torch import nn
 
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import register_model
-from aicompute.models.transformer import (
+from aicompute.models.sampling import (
     check_max_new_tokens,
     check_token_ids,
     eval_mode,

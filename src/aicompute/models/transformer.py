@@ -21,14 +21,12 @@ small (L=12, d=768, V=50257, T=1024) gives exactly 124,439,808.
 Initialisation follows GPT-2: weights ~ N(0, 0.02), biases 0, and the two projections that write into
 the residual stream (``out_proj``, ``fc_out``) ~ N(0, 0.02/√(2L)).
 
-Token sampling (:func:`sample_next_token`) lives here and is shared with the recurrent language models.
+Token sampling and the shared input checks live in :mod:`aicompute.models.sampling`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -38,6 +36,7 @@ from torch import nn
 
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import register_model
+from aicompute.models.sampling import check_max_new_tokens, check_token_ids, eval_mode, sample_next_token
 
 __all__ = [
     "GPTConfig",
@@ -48,10 +47,6 @@ __all__ = [
     "transformer",
     "gpt2_small",
     "gpt3_175b",
-    "sample_next_token",
-    "check_token_ids",
-    "check_max_new_tokens",
-    "eval_mode",
 ]
 
 
@@ -234,70 +229,6 @@ class GPT(nn.Module):
                 next_id = sample_next_token(logits, temperature=temperature, top_k=top_k, generator=generator)
                 idx = torch.cat([idx, next_id], dim=1)  # (B, T0+i+1)
         return idx
-
-
-# ---------------------------------------------------------------------------------- shared LM helpers
-
-
-def check_token_ids(idx: torch.Tensor, who: str, *, allow_empty: bool = True) -> None:
-    """Raise ``AicomputeError`` unless ``idx`` is a ``(B, T)`` integer tensor of token ids.
-
-    Only shape and dtype are checked (values are not), so this works on meta tensors too.
-    """
-    if idx.dim() != 2 or idx.dtype not in (torch.int64, torch.int32):
-        raise AicomputeError(
-            f"{who} reads token ids as a (batch, time) int64 tensor, got shape {tuple(idx.shape)} "
-            f"dtype {idx.dtype}"
-        )
-    if not allow_empty and idx.shape[1] == 0:
-        raise AicomputeError(
-            f"{who} needs a prompt of at least one token per row, got shape {tuple(idx.shape)}"
-        )
-
-
-def check_max_new_tokens(max_new_tokens: int) -> None:
-    """Raise ``AicomputeError`` unless ``max_new_tokens`` is an integer ``>= 0``."""
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise AicomputeError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
-
-
-def sample_next_token(
-    logits: torch.Tensor,
-    *,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Pick one token per row from next-token ``logits`` ``(B, V)`` → ids ``(B, 1)``.
-
-    ``temperature`` divides the logits before the softmax (``< 1`` sharper, ``> 1`` flatter); ``0``
-    means greedy (argmax, no randomness). ``top_k`` keeps only the ``k`` most likely tokens. Sampling
-    draws from ``generator`` (on the logits' device) so a seeded generator gives repeatable text.
-    """
-    if temperature < 0:
-        raise AicomputeError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise AicomputeError(f"top_k must be a positive integer or None, got {top_k}")
-    if temperature == 0:
-        return logits.argmax(dim=-1, keepdim=True)
-    logits = logits.float() / temperature
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1): the k-th largest logit
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = torch.softmax(logits, dim=-1)  # (B, V)
-    return torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
-
-
-@contextlib.contextmanager
-def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
-    """Put ``module`` in eval mode for the block, then restore the train/eval flag of every submodule."""
-    modes = [(m, m.training) for m in module.modules()]
-    module.eval()
-    try:
-        yield module
-    finally:
-        for m, training in modes:
-            m.training = training
 
 
 # ------------------------------------------------------------------------------------------ zoo entries
