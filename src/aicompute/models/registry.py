@@ -89,8 +89,9 @@ def _lm_adapter(info: DatasetInfo) -> dict[str, Any]:
 
 def _mismatch(wants: str, info: DatasetInfo) -> AicomputeError:
     return AicomputeError(
-        f"this model reads {wants}, but data set {info.name!r} gives {info.kind} examples of shape "
-        f"{tuple(info.input_shape)} for {info.task}; pick a model and data set of the same kind"
+        f"this model reads {wants}, but data set {info.name!r} gives {info.kind} of shape "
+        f"{tuple(info.input_shape)} for {info.task}; pick a model and a data set of the same kind "
+        "(`aicompute models` lists each model's family)"
     )
 
 
