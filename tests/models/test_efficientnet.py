@@ -11,15 +11,6 @@ from aicompute.models.efficientnet import efficientnet, scale_stages
 from aicompute.nn.light_blocks import MBConv
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only contend on a shared CPU (seconds instead of milliseconds)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def meta_macs(model: nn.Module, size: int) -> int:
     with FlopCounterMode(display=False) as counter:
         model(torch.empty(1, 3, size, size, device="meta"))

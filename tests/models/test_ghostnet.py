@@ -12,15 +12,6 @@ from aicompute.models import count_params, get_model, model_spec
 from aicompute.nn.light_blocks import GhostBottleneck
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only contend on a shared CPU (seconds instead of milliseconds)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # Paper Table 7 (k, #exp, #out, SE, stride), written out again here rather than imported.
 TABLE7 = [
     (3, 16, 16, 0, 1),

@@ -11,15 +11,6 @@ from aicompute.models import build_for_dataset, count_params, get_model, model_s
 from aicompute.nn.light_blocks import InvertedResidual
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only contend on a shared CPU (seconds instead of milliseconds)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def meta_macs(model: nn.Module, shape: tuple[int, ...]) -> int:
     with FlopCounterMode(display=False) as counter:
         model(torch.empty(shape, device="meta"))

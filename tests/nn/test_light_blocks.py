@@ -26,15 +26,6 @@ from aicompute.nn.light_blocks import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only contend on a shared CPU (seconds instead of milliseconds)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 FAST = settings(max_examples=25, deadline=None)
 
 

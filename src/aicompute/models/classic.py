@@ -6,7 +6,7 @@ counts: alexnet 61,100,840, vgg11 132,863,336, vgg16 138,357,544 at 3×224×224 
 
 Any input size works: AlexNet and VGG end in ``AdaptiveAvgPool2d`` (6×6 and 7×7) before the classifier,
 and a max-pool that would shrink a small feature map below 1×1 is left out (see
-:func:`aicompute.nn.conv_blocks.pool_or_identity`), which changes no weight. Layer sizes are computed
+:func:`aicompute.nn.shapes.pool_or_identity`), which changes no weight. Layer sizes are computed
 from ``image_size`` at construction, so building under ``torch.device("meta")`` allocates nothing.
 """
 
@@ -19,11 +19,9 @@ from torch import nn
 
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import register_model
-from aicompute.nn.conv_blocks import as_hw, conv_output_size, pool_or_identity
+from aicompute.nn.shapes import IntOrPair, as_hw, conv_output_size, pool_or_identity
 
 __all__ = ["LeNet5", "AlexNet", "VGG", "VGG_CONFIGS", "lenet5", "alexnet", "vgg11", "vgg16"]
-
-IntOrPair = int | tuple[int, int]
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 _POOLS: dict[str, type[nn.Module]] = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}

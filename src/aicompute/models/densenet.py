@@ -20,11 +20,10 @@ from torch import nn
 
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import register_model
-from aicompute.nn.conv_blocks import DenseBlock, Transition, as_hw, conv_output_size, pool_or_identity
+from aicompute.nn.conv_blocks import DenseBlock, Transition
+from aicompute.nn.shapes import IntOrPair, as_hw, conv_output_size, pool_or_identity
 
 __all__ = ["DenseNet", "densenet121"]
-
-IntOrPair = int | tuple[int, int]
 
 
 class DenseNet(nn.Module):

@@ -19,10 +19,9 @@ import torch
 from torch import nn
 
 from aicompute.errors import AicomputeError
-from aicompute.models.mobilenet import check_image_batch
 from aicompute.models.registry import register_model
-from aicompute.nn.conv_blocks import as_hw
 from aicompute.nn.light_blocks import ConvNormAct, MBConv, init_conv_norm_, make_divisible
+from aicompute.nn.shapes import as_hw, check_image_batch
 
 __all__ = [
     "EfficientNet",

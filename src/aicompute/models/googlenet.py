@@ -19,11 +19,10 @@ import torch
 from torch import nn
 
 from aicompute.models.registry import register_model
-from aicompute.nn.conv_blocks import ConvBlock, Inception, as_hw, conv_output_size, pool_or_identity
+from aicompute.nn.conv_blocks import ConvBlock, Inception
+from aicompute.nn.shapes import IntOrPair, as_hw, conv_output_size, pool_or_identity
 
 __all__ = ["GoogLeNet", "INCEPTION_V1_STAGES", "googlenet"]
-
-IntOrPair = int | tuple[int, int]
 
 # (name, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj) per stage, from the GoogLeNet paper's table 1;
 # a max-pool (3×3/2, then 2×2/2 before stage 5) separates the stages.

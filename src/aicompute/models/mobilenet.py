@@ -4,9 +4,6 @@ Stem 3×3/2 conv (32 channels) → 17 :class:`~aicompute.nn.light_blocks.Inverte
 paper's table (t expansion, c channels, n repeats, s first stride) → 1×1 conv to 1280 → global average
 pool → dropout → linear. All convs are followed by BatchNorm and ReLU6, except the linear projections.
 Module names are torchvision's (``features``, ``classifier``), so its state dicts have the same keys.
-
-Also home to :func:`check_image_batch`, the input check the mobile zoo (MobileNet, GhostNet, EfficientNet)
-shares.
 """
 
 from __future__ import annotations
@@ -16,10 +13,10 @@ from torch import nn
 
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import register_model
-from aicompute.nn.conv_blocks import as_hw
 from aicompute.nn.light_blocks import ConvNormAct, InvertedResidual, init_conv_norm_, make_divisible
+from aicompute.nn.shapes import as_hw, check_image_batch
 
-__all__ = ["MobileNetV2", "mobilenet_v2", "MOBILENET_V2_SETTING", "check_image_batch"]
+__all__ = ["MobileNetV2", "mobilenet_v2", "MOBILENET_V2_SETTING"]
 
 MOBILENET_V2_SETTING: tuple[tuple[int, int, int, int], ...] = (
     # t (expansion), c (output channels), n (blocks), s (stride of the first block)
@@ -31,15 +28,6 @@ MOBILENET_V2_SETTING: tuple[tuple[int, int, int, int], ...] = (
     (6, 160, 3, 2),
     (6, 320, 1, 1),
 )
-
-
-def check_image_batch(x: torch.Tensor, in_channels: int, model: str) -> None:
-    """Raise ``AicomputeError`` unless ``x`` is an (N, in_channels, H, W) batch."""
-    if x.ndim != 4 or x.shape[1] != in_channels:
-        raise AicomputeError(
-            f"{model} expects a batch of images shaped (N, {in_channels}, H, W), got {tuple(x.shape)}; "
-            f"build it with in_channels={x.shape[1] if x.ndim == 4 else '<C>'} or reshape the input"
-        )
 
 
 def _check_common(num_classes: int, in_channels: int, dropout: float) -> None:

@@ -17,11 +17,11 @@ from torch import nn
 
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import register_model
-from aicompute.nn.conv_blocks import BasicBlock, Bottleneck, as_hw
+from aicompute.nn.conv_blocks import BasicBlock, Bottleneck
+from aicompute.nn.shapes import IntOrPair, as_hw
 
 __all__ = ["ResNet", "resnet18", "resnet50"]
 
-IntOrPair = int | tuple[int, int]
 Block = type[BasicBlock] | type[Bottleneck]
 
 

@@ -1,4 +1,5 @@
-"""Building blocks the seed text defines: activations, attention, recurrent cells, the perceptron rule.
+"""Building blocks the seed text defines: activations, attention, recurrent cells, the perceptron rule,
+classic and lightweight convolution blocks, and the shape helpers the CNNs share.
 
 Each module states its conventions in its docstring; this package re-exports their public names.
 """
@@ -28,39 +29,99 @@ from aicompute.nn.attention import (
     key_value_attention,
     scaled_dot_score,
 )
+from aicompute.nn.conv_blocks import (
+    BasicBlock,
+    Bottleneck,
+    ConvBlock,
+    DenseBlock,
+    DenseLayer,
+    FactorizedConv,
+    GroupConv,
+    Inception,
+    InceptionNaive,
+    ReducedConv,
+    StackedConv,
+    Transition,
+)
+from aicompute.nn.light_blocks import (
+    ConvNormAct,
+    DepthwiseSeparableConv,
+    GhostBottleneck,
+    GhostModule,
+    InvertedResidual,
+    MBConv,
+    SqueezeExcitation,
+    StochasticDepth,
+    init_conv_norm_,
+    make_divisible,
+    stochastic_depth,
+)
 from aicompute.nn.perceptron import Perceptron, PerceptronHistory
 from aicompute.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
-
-# conv_blocks / light_blocks exports are added by the lead.
+from aicompute.nn.shapes import (
+    IntOrPair,
+    as_hw,
+    check_image_batch,
+    conv_output_size,
+    pool_or_identity,
+)
 
 __all__ = [
     "ACTIVATIONS",
     "AdditiveScore",
+    "BasicBlock",
     "BilinearScore",
+    "Bottleneck",
+    "ConvBlock",
+    "ConvNormAct",
+    "DenseBlock",
+    "DenseLayer",
+    "DepthwiseSeparableConv",
+    "FactorizedConv",
     "GELU",
     "GELU_SIGMOID_COEF",
     "GRU",
     "GRUCell",
+    "GhostBottleneck",
+    "GhostModule",
+    "GroupConv",
+    "Inception",
+    "InceptionNaive",
+    "IntOrPair",
+    "InvertedResidual",
     "LSTM",
     "LSTMCell",
+    "MBConv",
     "MultiHeadSelfAttention",
     "Perceptron",
     "PerceptronHistory",
     "RNN",
     "RNNCell",
+    "ReducedConv",
+    "SqueezeExcitation",
+    "StackedConv",
+    "StochasticDepth",
     "Swish",
+    "Transition",
+    "as_hw",
     "causal_mask",
+    "check_image_batch",
+    "conv_output_size",
     "dot_score",
     "elu",
     "gelu",
     "get_activation",
+    "init_conv_norm_",
     "key_value_attention",
     "leaky_relu",
+    "make_divisible",
+    "pool_or_identity",
     "prelu",
     "relu",
     "scaled_dot_score",
     "sigmoid",
     "softplus",
+    "stochastic_depth",
     "swish",
     "tanh",
 ]

@@ -1,0 +1,64 @@
+"""Shape helpers: ``as_hw`` parsing, ``conv_output_size`` against torch's own layers, dropping pools that
+do not fit, and the image-batch input check."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from aicompute.errors import AicomputeError
+from aicompute.nn.shapes import as_hw, check_image_batch, conv_output_size, pool_or_identity
+
+
+def test_as_hw_accepts_int_and_pair_and_rejects_the_rest():
+    assert as_hw(32) == (32, 32)
+    assert as_hw((28, 40)) == (28, 40)
+    assert as_hw([5, 7]) == (5, 7)
+    for bad in (0, -3, (3,), (3, 0), (3.0, 4), True, "32"):
+        with pytest.raises(AicomputeError, match="image_size"):
+            as_hw(bad)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    size=st.integers(1, 20),
+    kernel=st.integers(1, 5),
+    stride=st.integers(1, 3),
+    pad_frac=st.integers(0, 2),
+    dilation=st.integers(1, 2),
+    ceil_mode=st.booleans(),
+)
+def test_conv_output_size_matches_torch_pooling_and_conv(size, kernel, stride, pad_frac, dilation, ceil_mode):
+    padding = min(pad_frac, kernel // 2)  # torch requires padding ≤ kernel / 2 for pooling
+    x = torch.zeros(1, 1, size)
+    expected = conv_output_size(size, kernel, stride, padding, dilation, ceil_mode=ceil_mode)
+    if expected >= 1:
+        assert F.max_pool1d(x, kernel, stride, padding, dilation, ceil_mode=ceil_mode).shape[-1] == expected
+    else:
+        with pytest.raises(RuntimeError):
+            F.max_pool1d(x, kernel, stride, padding, dilation, ceil_mode=ceil_mode)
+    if not ceil_mode and expected >= 1:
+        conv = F.conv1d(x, torch.zeros(1, 1, kernel), stride=stride, padding=padding, dilation=dilation)
+        assert conv.shape[-1] == expected
+
+
+def test_pool_or_identity_drops_only_a_pool_that_would_not_fit():
+    pool = nn.MaxPool2d(3, stride=2)
+    kept, size = pool_or_identity(pool, (7, 9))
+    assert kept is pool and size == (3, 4)
+    dropped, size = pool_or_identity(pool, (2, 9))  # 2 rows cannot hold a 3×3 window
+    assert isinstance(dropped, nn.Identity) and size == (2, 9)
+    ceil_pool = nn.MaxPool2d(2, stride=2, ceil_mode=True)
+    assert pool_or_identity(ceil_pool, (1, 1))[1] == (1, 1)  # ceil mode still fits a 1×1 map
+    assert pool_or_identity(ceil_pool, (1, 1))[0] is ceil_pool
+
+
+def test_check_image_batch_accepts_nchw_with_the_right_channels_only():
+    check_image_batch(torch.zeros(2, 3, 5, 7), 3, "net")  # returns without raising
+    check_image_batch(torch.zeros(0, 1, 1, 1), 1, "net")  # an empty batch is still a batch
+    with pytest.raises(AicomputeError, match=r"net expects .*\(N, 3, H, W\), got \(2, 1, 5, 7\); .*in_channels=1"):
+        check_image_batch(torch.zeros(2, 1, 5, 7), 3, "net")
+    with pytest.raises(AicomputeError, match=r"got \(3, 5, 7\); build it with in_channels=<C>"):
+        check_image_batch(torch.zeros(3, 5, 7), 3, "net")
