@@ -1,0 +1,33 @@
+"""Printing result records: a rich table for people, JSON for programs (``--json``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from aicompute.report.html import fmt
+
+__all__ = ["console", "print_json", "print_table", "JSON_HELP"]
+
+console = Console(highlight=False)
+JSON_HELP = "Print the result record as JSON instead of a table."
+
+
+def print_json(record: dict[str, Any]) -> None:
+    """Plain JSON on stdout (no colour codes), so it can be piped."""
+    print(json.dumps(record, indent=2, default=str))
+
+
+def print_table(
+    title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, caption: str | None = None
+) -> None:
+    table = Table(title=title, caption=caption)
+    for i, col in enumerate(columns):
+        table.add_column(col, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*(fmt(v) for v in row))
+    console.print(table)
