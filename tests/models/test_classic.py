@@ -11,20 +11,6 @@ from aicompute.models import build_for_dataset, count_params, get_model, model_s
 from aicompute.models.classic import VGG_CONFIGS
 
 
-def output_shapes(model: nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, tuple[int, ...]]:
-    """Output shape (without batch) of each named submodule for one forward pass."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    modules = dict(model.named_modules())
-    hooks = [
-        modules[n].register_forward_hook(lambda _m, _i, out, n=n: shapes.__setitem__(n, tuple(out.shape[1:])))
-        for n in names
-    ]
-    model(x)
-    for h in hooks:
-        h.remove()
-    return shapes
-
-
 # --- LeNet-5
 
 
@@ -39,7 +25,7 @@ def test_lenet5_has_61706_parameters_at_the_reference(activation):
     assert count_params(get_model("lenet5", activation=activation)) == 61_706
 
 
-def test_lenet5_follows_the_seed_layer_table():
+def test_lenet5_follows_the_seed_layer_table(output_shapes):
     model = get_model("lenet5")
     names = ["conv1", "pool1", "conv2", "pool2", "fc1", "fc2", "fc3"]
     shapes = output_shapes(model, torch.randn(1, 1, 32, 32), names)
@@ -55,7 +41,7 @@ def test_lenet5_follows_the_seed_layer_table():
     assert isinstance(model.pool1, nn.MaxPool2d)  # the seed text's max pooling
 
 
-def test_lenet5_pads_28x28_mnist_to_the_reference_table():
+def test_lenet5_pads_28x28_mnist_to_the_reference_table(output_shapes):
     model = get_model("lenet5", image_size=28)
     assert model.conv1.padding == (2, 2)
     shapes = output_shapes(model, torch.randn(1, 1, 28, 28), ["conv1", "pool2"])
@@ -82,6 +68,8 @@ def test_lenet5_options_and_errors():
         get_model("lenet5", activation="gelu")
     with pytest.raises(AicomputeError, match="at least 16×16"):
         get_model("lenet5", image_size=15, conv1_padding=0)
+    with pytest.raises(AicomputeError, match="conv1_padding must be a non-negative integer, got -1"):
+        get_model("lenet5", conv1_padding=-1)
     # 16 → conv 12 → pool 6 → conv 2 → pool 1: the smallest image LeNet-5 reads unpadded
     assert get_model("lenet5", image_size=16, conv1_padding=0).flatten_features == 16
 
@@ -107,7 +95,7 @@ def test_alexnet_has_61100840_parameters():
     assert [sum(p.numel() for p in m.parameters()) for m in convs] == layers
 
 
-def test_alexnet_uses_torchvision_module_indices():
+def test_alexnet_uses_torchvision_module_indices(output_shapes):
     model = get_model("alexnet", device="meta")
     keys = {k.rsplit(".", 1)[0] for k in model.state_dict()}
     convs = {"features.0", "features.3", "features.6", "features.8", "features.10"}
@@ -154,7 +142,7 @@ def test_vgg_parameter_counts(name, batch_norm, expected):
     assert count_params(get_model(name, device="meta", batch_norm=batch_norm)) == expected
 
 
-def test_vgg16_has_thirteen_3x3_convs_and_torchvision_indices():
+def test_vgg16_has_thirteen_3x3_convs_and_torchvision_indices(output_shapes):
     model = get_model("vgg16", device="meta")
     convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
     assert len(convs) == 13 and all(c.kernel_size == (3, 3) for c in convs)

@@ -7,21 +7,8 @@ from torch import nn
 
 from aicompute.errors import AicomputeError
 from aicompute.models import count_params, get_model
+from aicompute.models.densenet import DenseNet
 from aicompute.nn.conv_blocks import DenseBlock, DenseLayer, Transition
-
-
-def output_shapes(model: nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, tuple[int, ...]]:
-    """Output shape (without batch) of each named submodule for one forward pass."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    modules = dict(model.named_modules())
-    hooks = [
-        modules[n].register_forward_hook(lambda _m, _i, out, n=n: shapes.__setitem__(n, tuple(out.shape[1:])))
-        for n in names
-    ]
-    model(x)
-    for h in hooks:
-        h.remove()
-    return shapes
 
 
 def densenet_closed_form(k: int = 32, blocks=(6, 12, 24, 16), init: int = 64, bn_size: int = 4) -> int:
@@ -62,7 +49,7 @@ def test_channel_arithmetic_and_121_weighted_layers():
     assert len(weighted) == 1 + 2 * (6 + 12 + 24 + 16) + 3 + 1 == 121  # the "121"
 
 
-def test_shapes_at_224():
+def test_shapes_at_224(output_shapes):
     model = get_model("densenet121", device="meta")
     names = [f"features.{n}" for n in ("pool0", "transition1", "transition2", "transition3", "norm5")]
     assert model(torch.empty(1, 3, 224, 224, device="meta")).shape == (1, 1000)
@@ -120,5 +107,9 @@ def test_small_growth_forward_on_any_input():
 
 
 def test_bad_options_are_user_errors():
-    with pytest.raises(AicomputeError, match="growth_rate"):
+    with pytest.raises(AicomputeError, match="growth_rate must be a positive integer, got 0"):
         get_model("densenet121", growth_rate=0)
+    with pytest.raises(AicomputeError, match=r"drop_rate must be a probability in \[0, 1\), got 1.0"):
+        get_model("densenet121", device="meta", drop_rate=1.0)
+    with pytest.raises(AicomputeError, match=r"block_config\[1\] must be a positive integer, got 0"):
+        DenseNet(block_config=(2, 0))

@@ -65,14 +65,14 @@ def test_param_count_equals_the_closed_form_of_the_official_layout():
 
 
 def test_macs_match_the_paper():
-    def macs(width: float) -> float:
+    def macs(width_mult: float) -> float:
         with FlopCounterMode(display=False) as counter:
-            get_model("ghostnet", device="meta", width=width)(torch.empty(1, 3, 224, 224, device="meta"))
+            get_model("ghostnet", device="meta", width_mult=width_mult)(torch.empty(1, 3, 224, 224, device="meta"))
         return counter.get_total_flops() / 2
 
     assert round(macs(1.0) / 1e6) == 141  # Table 7: 141M FLOPs (multiply-adds)
     assert round(macs(0.5) / 1e6) == 42  # Table 8, GhostNet 0.5×: 42M FLOPs, 2.6M params
-    assert round(count_params(get_model("ghostnet", device="meta", width=0.5)) / 1e6, 1) == 2.6
+    assert round(count_params(get_model("ghostnet", device="meta", width_mult=0.5)) / 1e6, 1) == 2.6
 
 
 def test_layout_and_se_placement():
@@ -98,8 +98,8 @@ def test_forward_and_backward_on_small_inputs(in_channels, size):
     assert all(p.grad is not None for p in model.parameters())
 
 
-def test_width_scales_blocks_but_not_the_head():
-    model = get_model("ghostnet", device="meta", width=1.3)
+def test_width_mult_scales_blocks_but_not_the_head():
+    model = get_model("ghostnet", device="meta", width_mult=1.3)
     assert model.conv_stem.out_channels == 20  # 16 × 1.3 = 20.8 → 20 (multiple of 4)
     assert model.conv_head.out_channels == 1280
     assert all(m.out_channels % 4 == 0 for m in model.modules() if isinstance(m, GhostBottleneck))
@@ -111,5 +111,7 @@ def test_registry_entry_and_errors():
     model = get_model("ghostnet", num_classes=10, in_channels=3, image_size=32)
     with pytest.raises(AicomputeError, match=r"expects a batch of images shaped \(N, 3, H, W\)"):
         model(torch.randn(3, 32, 32))
-    with pytest.raises(AicomputeError, match="width > 0"):
-        get_model("ghostnet", device="meta", width=-1.0)
+    with pytest.raises(AicomputeError, match="width_mult must be > 0, got -1.0"):
+        get_model("ghostnet", device="meta", width_mult=-1.0)
+    with pytest.raises(AicomputeError, match="unexpected keyword argument .width.*width_mult"):  # old name gone
+        get_model("ghostnet", device="meta", width=0.5)

@@ -11,20 +11,6 @@ from aicompute.models.googlenet import INCEPTION_V1_STAGES
 from aicompute.nn.conv_blocks import Inception
 
 
-def output_shapes(model: nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, tuple[int, ...]]:
-    """Output shape (without batch) of each named submodule for one forward pass."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    modules = dict(model.named_modules())
-    hooks = [
-        modules[n].register_forward_hook(lambda _m, _i, out, n=n: shapes.__setitem__(n, tuple(out.shape[1:])))
-        for n in names
-    ]
-    model(x)
-    for h in hooks:
-        h.remove()
-    return shapes
-
-
 def inception_params(cin: int, c1: int, r3: int, c3: int, r5: int, c5: int, pool: int, k5: int) -> int:
     """Conv weights (no bias) plus BN γ, β for every conv of one Inception module."""
     weights = cin * c1 + cin * r3 + 9 * r3 * c3 + cin * r5 + k5 * k5 * r5 * c5 + cin * pool
@@ -67,7 +53,7 @@ def test_inception_channel_arithmetic_chains_through_the_network():
     assert model.fc.in_features == 1024
 
 
-def test_feature_map_sizes_at_224_follow_the_paper():
+def test_feature_map_sizes_at_224_follow_the_paper(output_shapes):
     model = get_model("googlenet", device="meta")
     names = ["maxpool1", "maxpool2", "inception3b", "maxpool3", "inception4e", "maxpool4", "inception5b"]
     assert model(torch.empty(1, 3, 224, 224, device="meta")).shape == (1, 1000)

@@ -121,6 +121,35 @@ def test_unknown_cell_is_rejected():
         RecurrentClassifier("transformer", input_size=2, num_classes=2)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"input_size": 0}, "input_size must be a positive integer, got 0"),
+        ({"num_classes": 0}, "num_classes must be a positive integer, got 0"),
+        ({"hidden_size": -4}, "hidden_size must be a positive integer, got -4"),
+        ({"num_layers": 0}, "num_layers must be a positive integer, got 0"),
+        ({"dropout": 1.0}, r"dropout must be a probability in \[0, 1\), got 1.0"),
+    ],
+)
+def test_classifier_arguments_are_checked_by_name(kwargs, message):
+    with pytest.raises(AicomputeError, match=message):
+        get_model("gru", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"embed_dim": 0}, "embed_dim must be a positive integer, got 0"),  # not "input_size", the fused name
+        ({"vocab_size": 0}, "vocab_size must be a positive integer, got 0"),
+        ({"block_size": 0}, "block_size must be a positive integer, got 0"),
+        ({"dropout": -0.1}, "dropout must be a probability"),
+    ],
+)
+def test_char_lm_arguments_are_checked_by_name(kwargs, message):
+    with pytest.raises(AicomputeError, match=message):
+        get_model("char-lstm", **kwargs)
+
+
 def test_classifier_registry_entries_and_dataset_fit():
     for name in CELLS:
         spec = model_spec(name)
@@ -215,6 +244,15 @@ def test_char_lm_generate_restores_training_mode_and_checks_input():
         model.generate(torch.zeros(1, 0, dtype=torch.long), 3)
     with pytest.raises(AicomputeError, match="max_new_tokens"):
         model.generate(torch.zeros(1, 2, dtype=torch.long), -1)
+
+
+def test_char_lm_token_ids_must_lie_in_the_vocabulary():
+    model = get_model("char-gru", vocab_size=5, embed_dim=4, hidden_size=4)
+    assert model(torch.tensor([[0, 4]])).shape == (1, 2, 5)
+    with pytest.raises(AicomputeError, match=r"CharLM got token id 5 but its vocabulary has 5 ids"):
+        model(torch.tensor([[0, 5]]))
+    with pytest.raises(AicomputeError, match=r"CharLM.generate got token id 9 .*vocab_size >= 10"):
+        model.generate(torch.tensor([[9]]), 2)
 
 
 def test_char_lm_registry_entries_and_dataset_fit():

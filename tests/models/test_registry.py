@@ -75,10 +75,24 @@ def test_bad_model_names(name, match):
 
 
 def test_bad_kwargs_name_the_accepted_ones():
-    with pytest.raises(AicomputeError, match="takes no argument"):
+    with pytest.raises(AicomputeError, match=r"cannot build model 'mlp'.*no_such_kwarg.*it takes: in_features"):
         get_model("mlp", no_such_kwarg=1)
-    with pytest.raises(AicomputeError, match="cannot build model"):
+    with pytest.raises(AicomputeError, match="cannot build model.*out_features"):
         get_model("torch.nn:Linear", in_features=3)  # out_features missing
+
+
+def buggy_factory(width: int = 2) -> nn.Module:
+    raise TypeError("a bug inside the factory")
+
+
+def test_a_bug_inside_a_factory_keeps_its_traceback():
+    with pytest.raises(TypeError, match="a bug inside the factory"):
+        get_model(f"{__name__}:buggy_factory", width=3)
+
+
+def test_unknown_model_suggests_a_close_name():
+    with pytest.raises(AicomputeError, match=r"unknown model 'resnet5' \(did you mean 'resnet50'\?\)"):
+        get_model("resnet5")
 
 
 def test_registry_rejects_duplicates_and_unknown_families():
@@ -100,8 +114,19 @@ def test_meta_device_allocates_nothing_and_spec_defaults():
 def test_example_input_matches_spec():
     for spec in list_models():
         x = example_input(spec, 2, device="meta")
-        assert x.shape == (2, *spec.input_shape)
+        assert x.shape == (2, *spec.input_shape) and x.is_meta
         assert x.dtype == (torch.int64 if spec.input_dtype == "int64" else torch.float32)
+
+
+def test_example_input_is_drawn_from_the_generator_only():
+    spec, lm = model_spec("lenet5"), model_spec("transformer")
+    state = torch.random.get_rng_state()
+    a = example_input(spec, 3, generator=torch.Generator().manual_seed(1))
+    b = example_input(spec, 3, generator=torch.Generator().manual_seed(1))
+    tokens = example_input(lm, 2, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and a.shape == (3, 1, 32, 32)
+    assert tokens.dtype == torch.int64 and 0 <= int(tokens.min()) and int(tokens.max()) < 100
+    assert torch.equal(torch.random.get_rng_state(), state)  # the global generator was not touched
 
 
 def test_count_params_counts_tied_weights_once():

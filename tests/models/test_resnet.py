@@ -10,20 +10,6 @@ from aicompute.models import count_params, get_model
 from aicompute.nn.conv_blocks import BasicBlock, Bottleneck
 
 
-def output_shapes(model: nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, tuple[int, ...]]:
-    """Output shape (without batch) of each named submodule for one forward pass."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    modules = dict(model.named_modules())
-    hooks = [
-        modules[n].register_forward_hook(lambda _m, _i, out, n=n: shapes.__setitem__(n, tuple(out.shape[1:])))
-        for n in names
-    ]
-    model(x)
-    for h in hooks:
-        h.remove()
-    return shapes
-
-
 def bn(c: int) -> int:
     return 2 * c
 
@@ -70,7 +56,7 @@ def test_resnet50_has_25557032_parameters():
 @pytest.mark.parametrize(
     "name, expansion, counts", [("resnet18", 1, [2, 2, 2, 2]), ("resnet50", 4, [3, 4, 6, 3])]
 )
-def test_stage_layout_and_shapes_at_224(name, expansion, counts):
+def test_stage_layout_and_shapes_at_224(name, expansion, counts, output_shapes):
     model = get_model(name, device="meta")
     stages = [model.layer1, model.layer2, model.layer3, model.layer4]
     assert [len(s) for s in stages] == counts
@@ -149,5 +135,5 @@ def test_full_width_resnet18_on_a_32x32_image():
 
 
 def test_bad_width_is_a_user_error():
-    with pytest.raises(AicomputeError, match="width"):
+    with pytest.raises(AicomputeError, match="width must be a positive integer, got 0"):
         get_model("resnet18", width=0)

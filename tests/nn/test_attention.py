@@ -193,7 +193,67 @@ def test_dropout_only_in_training():
 def test_bad_configurations_are_user_errors():
     with pytest.raises(AicomputeError, match=r"embed_dim \(10\) must be a multiple of num_heads \(4\)"):
         MultiHeadSelfAttention(10, 4)
+    with pytest.raises(AicomputeError, match="num_heads must be a positive integer, got 0"):
+        MultiHeadSelfAttention(8, 0)
+    with pytest.raises(AicomputeError, match=r"dropout must be a probability in \[0, 1\), got 1.0"):
+        MultiHeadSelfAttention(8, 2, dropout=1.0)
     with pytest.raises(AicomputeError, match=r"expects input \(batch, seq_len, 8\)"):
         MultiHeadSelfAttention(8, 2)(torch.randn(3, 8))
     with pytest.raises(AicomputeError, match="kdim == vdim == embed_dim"):
         MultiHeadSelfAttention.from_torch(torch.nn.MultiheadAttention(8, 2, kdim=4, vdim=4))
+
+
+@pytest.mark.parametrize("kind", ["bool", "float"])
+def test_fully_masked_rows_are_zero_and_the_rest_unchanged(kind):
+    gen = torch.Generator().manual_seed(5)
+    q, k, v = _randn(gen, 2, 4, 8), _randn(gen, 2, 6, 8), _randn(gen, 2, 6, 5)
+    allowed = torch.rand(4, 6, generator=gen) < 0.7
+    allowed[:, 0] = True
+    allowed[2] = False  # query 2 may attend to nothing
+    mask = allowed if kind == "bool" else torch.zeros(4, 6, dtype=f64).masked_fill(~allowed, -math.inf)
+    out, weights = key_value_attention(q, k, v, mask=mask)
+    assert torch.all(out[:, 2] == 0) and torch.all(weights[:, 2] == 0)
+    assert torch.isfinite(out).all()
+    keep = [0, 1, 3]  # every other query: the same as without the dead row
+    ref, _ = key_value_attention(q[:, keep], k, v, mask=mask[keep])
+    torch.testing.assert_close(out[:, keep], ref, rtol=0, atol=0)
+    # torch's own SDPA gives the same zero row (checked on CPU, torch 2.13)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_both_paths_agree_on_fully_masked_rows_and_their_gradients(causal):
+    fast, slow = _pair(causal=causal)
+    x = torch.randn(2, 5, 16, dtype=f64, requires_grad=True)
+    mask = torch.ones(2, 1, 5, 5, dtype=torch.bool)
+    mask[0, :, 3] = False  # example 0, query 3: no key at all
+    y_fast, y_slow = fast(x, mask), slow(x, mask)
+    assert torch.isfinite(y_slow).all()
+    torch.testing.assert_close(y_fast, y_slow, rtol=0, atol=1e-10)
+    # the dead row's head outputs are zero, so what is left of it is out_proj's bias
+    torch.testing.assert_close(y_slow[0, 3], slow.out_proj.bias.detach(), rtol=0, atol=0)
+    (g_fast,) = torch.autograd.grad(y_fast.square().sum(), x)
+    (g_slow,) = torch.autograd.grad(y_slow.square().sum(), x)
+    assert torch.isfinite(g_slow).all()
+    torch.testing.assert_close(g_fast, g_slow, rtol=0, atol=1e-10)
+
+
+def test_sharded_heads_run_and_sum_to_the_full_layer():
+    """A Megatron split: q/k/v column shards (half the heads each) and out_proj row shards, summed."""
+    torch.manual_seed(6)
+    full = MultiHeadSelfAttention(16, 4, causal=True).double().eval()
+    x = torch.randn(2, 7, 16, dtype=f64)
+    total = torch.zeros(2, 7, 16, dtype=f64)
+    for part in range(2):
+        rows = slice(part * 8, (part + 1) * 8)  # heads 2·part and 2·part + 1
+        shard = MultiHeadSelfAttention(16, 4, causal=True, bias=False).double().eval()
+        with torch.no_grad():
+            for name in ("q_proj", "k_proj", "v_proj"):
+                proj = torch.nn.Linear(16, 8).double()
+                proj.weight.copy_(getattr(full, name).weight[rows])
+                proj.bias.copy_(getattr(full, name).bias[rows])
+                setattr(shard, name, proj)
+            shard.out_proj = torch.nn.Linear(8, 16, bias=False).double()
+            shard.out_proj.weight.copy_(full.out_proj.weight[:, rows])
+        total += shard(x)
+    torch.testing.assert_close(total + full.out_proj.bias, full(x), rtol=0, atol=1e-12)

@@ -26,18 +26,10 @@ from aicompute.nn.conv_blocks import (
 )
 
 
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def conv_weights(module: nn.Module) -> int:
-    return sum(m.weight.numel() for m in module.modules() if isinstance(m, nn.Conv2d))
-
-
 # --- ConvBlock / groups
 
 
-def test_conv_block_parameter_count_with_and_without_batch_norm():
+def test_conv_block_parameter_count_with_and_without_batch_norm(n_params):
     # 3×3, 16 → 32: weights 9·16·32 = 4,608; bias 32 or BN (γ, β) 64
     assert n_params(ConvBlock(16, 32, 3, batch_norm=False)) == 4_608 + 32
     block = ConvBlock(16, 32, 3)
@@ -48,7 +40,7 @@ def test_conv_block_parameter_count_with_and_without_batch_norm():
     assert ConvBlock(16, 32, 3, stride=2)(torch.randn(1, 16, 9, 7)).shape == (1, 32, 5, 4)
 
 
-def test_group_conv_holds_one_gth_of_the_standard_weights():
+def test_group_conv_holds_one_gth_of_the_standard_weights(conv_weights, n_params):
     for groups in (1, 2, 4, 8):
         grouped = GroupConv(64, 128, 3, groups, batch_norm=False)
         # standard: 3·3·64·128 = 73,728 weights; grouped: 73,728 / g, plus 128 biases either way
@@ -91,7 +83,7 @@ def test_group_conv_equals_independent_convs_on_channel_slices(groups, per_in, p
 # --- residual
 
 
-def test_basic_block_shapes_and_parameter_count():
+def test_basic_block_shapes_and_parameter_count(n_params):
     same = BasicBlock(64, 64)
     # two 3×3 convs 64→64 (9·64·64 = 36,864 each) + two BNs (2·64 each); identity shortcut
     assert n_params(same) == 2 * 36_864 + 2 * 128 == 73_984
@@ -103,7 +95,7 @@ def test_basic_block_shapes_and_parameter_count():
     assert down.out_channels == 128
 
 
-def test_bottleneck_is_v1_5_with_expansion_4():
+def test_bottleneck_is_v1_5_with_expansion_4(n_params):
     block = Bottleneck(256, 64)
     # 1×1 256→64 + 3×3 64→64 + 1×1 64→256 + BNs (2·64 + 2·64 + 2·256); identity shortcut
     assert n_params(block) == 16_384 + 36_864 + 16_384 + 768 == 70_400
@@ -134,7 +126,7 @@ def test_residual_block_with_zeroed_last_bn_is_relu_of_its_shortcut(block):
 # --- inception
 
 
-def test_naive_inception_concatenates_branches_and_passes_the_pool_through():
+def test_naive_inception_concatenates_branches_and_passes_the_pool_through(n_params):
     torch.manual_seed(0)
     block = InceptionNaive(16, 8, 12, 4)
     assert block.out_channels == 8 + 12 + 4 + 16
@@ -147,7 +139,7 @@ def test_naive_inception_concatenates_branches_and_passes_the_pool_through():
     assert n_params(block) == 17 * 8 + 145 * 12 + 401 * 4
 
 
-def test_inception_module_channel_arithmetic_and_parameters():
+def test_inception_module_channel_arithmetic_and_parameters(n_params):
     torch.manual_seed(0)
     block = Inception(192, 64, 96, 128, 16, 32, 32)  # GoogLeNet's 3a
     assert block.out_channels == 64 + 128 + 32 + 32 == 256
@@ -164,7 +156,7 @@ def test_inception_module_channel_arithmetic_and_parameters():
     assert n_params(block) - n_params(torchvision_like) == (25 - 9) * 16 * 32
 
 
-def test_one_by_one_reduction_matches_the_seed_text_example():
+def test_one_by_one_reduction_matches_the_seed_text_example(conv_weights, n_params):
     # Seed text: 128×5×5×256 weights for a 5×5 conv 128 → 256, vs 128×1×1×32 + 32×5×5×256 with a
     # 1×1 reduction to 32 channels.
     direct = ConvBlock(128, 256, 5, batch_norm=False)
@@ -177,7 +169,7 @@ def test_one_by_one_reduction_matches_the_seed_text_example():
 
 
 @pytest.mark.parametrize("m, k, n", [(256, 64, 256), (64, 16, 128), (32, 8, 32)])
-def test_reduction_formula_for_3x3(m, k, n):
+def test_reduction_formula_for_3x3(m, k, n, conv_weights):
     # Seed text: a 3×3 conv M → N holds 3·3·M·N weights; with a 1×1 layer of K channels in between,
     # 1·1·M·K + 3·3·K·N.
     assert conv_weights(ConvBlock(m, n, 3, batch_norm=False)) == 9 * m * n
@@ -189,7 +181,7 @@ def test_reduction_formula_for_3x3(m, k, n):
 # --- dense
 
 
-def test_dense_layer_parameters_and_growth():
+def test_dense_layer_parameters_and_growth(n_params):
     layer = DenseLayer(64, growth_rate=32, bn_size=4)
     # BN(64) + 1×1 64→128 + BN(128) + 3×3 128→32
     assert n_params(layer) == 2 * 64 + 64 * 128 + 2 * 128 + 9 * 128 * 32
@@ -211,7 +203,7 @@ def test_dense_block_reuses_its_input_and_grows_by_k_per_layer():
     torch.testing.assert_close(out[:, 16:22], block["denselayer2"](torch.cat([x, first], 1)))
 
 
-def test_transition_compresses_channels_and_halves_the_map():
+def test_transition_compresses_channels_and_halves_the_map(n_params):
     t = Transition(256, 128)
     assert n_params(t) == 2 * 256 + 256 * 128
     assert t(torch.randn(1, 256, 8, 6)).shape == (1, 128, 4, 3)
@@ -222,7 +214,7 @@ def test_transition_compresses_channels_and_halves_the_map():
 
 
 @pytest.mark.parametrize("field, layers", [(5, 2), (7, 3)])
-def test_stacked_3x3_parameters_match_the_seed_text(field, layers):
+def test_stacked_3x3_parameters_match_the_seed_text(field, layers, conv_weights, n_params):
     # Seed text, one channel in and out: r×r + 1 parameters for the large kernel against
     # L·(3×3 + 1) for L stacked 3×3s: 26 vs 20 for 5×5, 50 vs 30 for 7×7.
     stack = StackedConv(1, 1, field)
@@ -257,7 +249,7 @@ def test_stacked_conv_rejects_an_even_receptive_field():
 
 
 @pytest.mark.parametrize("n", [3, 5, 7])
-def test_factorized_conv_parameters(n):
+def test_factorized_conv_parameters(n, conv_weights, n_params):
     # one channel: 1×n + n×1 = 2n weights (+2 biases) against n×n (+1)
     assert n_params(FactorizedConv(1, 1, n)) == 2 * n + 2
     assert n_params(ConvBlock(1, 1, n, batch_norm=False)) == n * n + 1

@@ -29,14 +29,6 @@ from aicompute.nn.light_blocks import (
 FAST = settings(max_examples=25, deadline=None)
 
 
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def conv_weights(module: nn.Module) -> int:
-    return sum(m.weight.numel() for m in module.modules() if isinstance(m, nn.Conv2d))
-
-
 def macs(module: nn.Module, x: torch.Tensor) -> int:
     """Multiply-accumulates of one forward, from torch's own FLOP counter (FLOPs = 2 × MACs)."""
     with FlopCounterMode(display=False) as counter:
@@ -93,7 +85,7 @@ def test_make_divisible_is_a_near_multiple_never_10_percent_short(value, divisor
     c_out=st.integers(1, 12),
     k=st.sampled_from([1, 3, 5, 7]),
 )
-def test_depthwise_separable_params_match_closed_form(c_in, c_out, k):
+def test_depthwise_separable_params_match_closed_form(c_in, c_out, k, n_params):
     dsc = DepthwiseSeparableConv(c_in, c_out, k, norm_act=False)
     standard = nn.Conv2d(c_in, c_out, k, bias=False)
     assert n_params(dsc) == k * k * c_in + c_in * c_out
@@ -158,7 +150,7 @@ def test_conv_norm_act_same_padding_and_stride():
 
 
 @pytest.mark.parametrize(("c_in", "c_out", "stride", "t"), [(8, 8, 1, 6), (8, 16, 1, 6), (8, 8, 2, 6), (16, 8, 1, 1)])
-def test_inverted_residual_params_and_shortcut(c_in, c_out, stride, t):
+def test_inverted_residual_params_and_shortcut(c_in, c_out, stride, t, n_params):
     block = InvertedResidual(c_in, c_out, stride, t)
     h = round(c_in * t)
     expand = (c_in * h + 2 * h) if t != 1 else 0  # 1×1 conv + BN
@@ -193,7 +185,7 @@ def test_inverted_residual_projection_is_linear():
     hw=st.integers(1, 6),
     seed=st.integers(0, 2**16),
 )
-def test_se_output_is_input_times_sigmoid_gate(n, c, r, hw, seed):
+def test_se_output_is_input_times_sigmoid_gate(n, c, r, hw, seed, n_params):
     torch.manual_seed(seed)
     se = SqueezeExcitation(c, r)
     x = torch.randn(n, c, hw, hw)
@@ -218,7 +210,7 @@ def test_se_hard_sigmoid_gate_stays_in_unit_interval():
 
 
 def test_se_rejects_zero_squeeze_channels():
-    with pytest.raises(AicomputeError, match="squeeze_channels >= 1"):
+    with pytest.raises(AicomputeError, match="squeeze_channels must be a positive integer, got 0"):
         SqueezeExcitation(8, 0)
 
 
@@ -249,14 +241,15 @@ def test_stochastic_depth_drops_whole_rows_and_keeps_the_mean():
 
 
 def test_stochastic_depth_rejects_bad_probability():
-    with pytest.raises(AicomputeError, match=r"in \[0, 1\]"):
+    with pytest.raises(AicomputeError, match=r"stochastic depth p must be a probability in \[0, 1\], got 1.5"):
         StochasticDepth(1.5)
+    assert StochasticDepth(1.0).p == 1.0  # dropping every branch is allowed
 
 
 # --- MBConv ---------------------------------------------------------------------------------------
 
 
-def test_mbconv_params_of_an_efficientnet_b0_block():
+def test_mbconv_params_of_an_efficientnet_b0_block(n_params):
     # B0 stage 2, first block: 16 → 24, 3×3, stride 2, expansion 6 (96 channels), SE squeeze 16 // 4 = 4
     block = MBConv(16, 24, 3, 2, 6)
     expand = 16 * 96 + 2 * 96
@@ -315,7 +308,7 @@ def test_ghost_module_output_is_intrinsic_then_cheap_depthwise_ghosts(c_in, c_ou
 
 
 @pytest.mark.parametrize("ratio", [2, 3, 4])
-def test_ghost_module_holds_about_one_over_ratio_of_a_conv(ratio):
+def test_ghost_module_holds_about_one_over_ratio_of_a_conv(ratio, conv_weights):
     c_in, c_out, k = 96, 96, 3  # c_out divisible by 2, 3 and 4
     gm = GhostModule(c_in, c_out, kernel_size=k, ratio=ratio, dw_size=k)
     m = c_out // ratio

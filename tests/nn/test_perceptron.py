@@ -118,3 +118,5 @@ def test_bad_inputs_are_user_errors():
         Perceptron().predict(XOR_X)
     with pytest.raises(AicomputeError, match="learning rate must be > 0"):
         Perceptron(lr=0.0)
+    with pytest.raises(AicomputeError, match="epochs must be a positive integer, got 0"):
+        Perceptron().fit(XOR_X, XOR_Y, epochs=0)

@@ -230,3 +230,17 @@ def test_bad_inputs_are_user_errors():
         LSTM(3, 4)(torch.randn(5, 2, 3), torch.zeros(1, 2, 4))
     with pytest.raises(AicomputeError, match=r"expects input \(batch, 3\)"):
         LSTMCell(3, 4)(torch.randn(3))
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: RNNCell(0, 4), "input_size must be a positive integer, got 0"),
+        (lambda: GRUCell(3, -1), "hidden_size must be a positive integer, got -1"),
+        (lambda: LSTM(3, 4, num_layers=0), "num_layers must be a positive integer, got 0"),
+        (lambda: GRU(3, 4, num_layers=2, dropout=1.0), r"dropout must be a probability in \[0, 1\), got 1.0"),
+    ],
+)
+def test_bad_sizes_are_named(build, message):
+    with pytest.raises(AicomputeError, match=message):
+        build()

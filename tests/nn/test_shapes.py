@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from aicompute.errors import AicomputeError
-from aicompute.nn.shapes import as_hw, check_image_batch, conv_output_size, pool_or_identity
+from aicompute.nn.shapes import as_hw, check_image_batch, conv_output_size, pair, pool_or_identity, same_padding
 
 
 def test_as_hw_accepts_int_and_pair_and_rejects_the_rest():
@@ -42,6 +42,28 @@ def test_conv_output_size_matches_torch_pooling_and_conv(size, kernel, stride, p
     if not ceil_mode and expected >= 1:
         conv = F.conv1d(x, torch.zeros(1, 1, kernel), stride=stride, padding=padding, dilation=dilation)
         assert conv.shape[-1] == expected
+
+
+def test_pair_reads_an_int_as_a_square():
+    assert pair(3) == (3, 3)
+    assert pair((1, 5)) == (1, 5)
+    assert pair([2, 4]) == (2, 4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(kh=st.integers(1, 4), kw=st.integers(1, 4), h=st.integers(1, 9), w=st.integers(1, 9), stride=st.integers(1, 2))
+def test_same_padding_keeps_the_size_for_odd_kernels_and_halves_it_at_stride_2(kh, kw, h, w, stride):
+    kernel = (2 * kh - 1, 2 * kw - 1)  # odd: 1, 3, 5, 7
+    padding = same_padding(kernel)
+    assert padding == ((kernel[0] - 1) // 2, (kernel[1] - 1) // 2)
+    out = F.conv2d(torch.zeros(1, 1, h, w), torch.zeros(1, 1, *kernel), stride=stride, padding=padding)
+    assert out.shape[-2:] == (-(-h // stride), -(-w // stride))  # ceil(H / stride), ceil(W / stride)
+    assert same_padding(kernel[0]) == (padding[0], padding[0])
+
+
+def test_same_padding_of_an_even_kernel_loses_one_pixel():
+    out = F.conv2d(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 4, 2), padding=same_padding((4, 2)))
+    assert same_padding((4, 2)) == (1, 0) and out.shape[-2:] == (7, 7)
 
 
 def test_pool_or_identity_drops_only_a_pool_that_would_not_fit():

@@ -4,6 +4,9 @@ LeNet-5 follows the seed text's layer table; AlexNet and VGG follow torchvision'
 indices included, so their state dicts are interchangeable), which fixes the reference parameter
 counts: alexnet 61,100,840, vgg11 132,863,336, vgg16 138,357,544 at 3×224×224 and 1000 classes.
 
+Arguments are checked when a model is built (positive ``num_classes``/``in_channels``, ``dropout`` in
+[0, 1)), and ``forward`` rejects a batch whose channel count differs from ``in_channels``.
+
 Any input size works: AlexNet and VGG end in ``AdaptiveAvgPool2d`` (6×6 and 7×7) before the classifier,
 and a max-pool that would shrink a small feature map below 1×1 is left out (see
 :func:`aicompute.nn.shapes.pool_or_identity`), which changes no weight. Layer sizes are computed
@@ -17,9 +20,10 @@ from typing import Literal
 import torch
 from torch import nn
 
+from aicompute.checks import non_negative_int, positive_int, probability
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import register_model
-from aicompute.nn.shapes import IntOrPair, as_hw, conv_output_size, pool_or_identity
+from aicompute.nn.shapes import IntOrPair, as_hw, check_image_batch, conv_output_size, pool_or_identity
 
 __all__ = ["LeNet5", "AlexNet", "VGG", "VGG_CONFIGS", "lenet5", "alexnet", "vgg11", "vgg16"]
 
@@ -67,6 +71,8 @@ class LeNet5(nn.Module):
         conv1_padding: int | None = None,
     ) -> None:
         super().__init__()
+        positive_int("num_classes", num_classes)
+        positive_int("in_channels", in_channels)
         if activation not in _ACTIVATIONS or pool not in _POOLS:
             raise AicomputeError(
                 f"lenet5 takes activation in {sorted(_ACTIVATIONS)} and pool in {sorted(_POOLS)}, "
@@ -76,7 +82,7 @@ class LeNet5(nn.Module):
         if conv1_padding is None:
             pad = (_lenet_padding(h), _lenet_padding(w))
         else:
-            pad = (conv1_padding, conv1_padding)
+            pad = (non_negative_int("conv1_padding", conv1_padding),) * 2
         # conv 5×5 → pool 2 → conv 5×5 → pool 2, per spatial dimension
         sizes = []
         for side, p in zip((h, w), pad):
@@ -89,6 +95,7 @@ class LeNet5(nn.Module):
                 "conv1_padding=None to pad automatically"
             )
         act, pool_cls = _ACTIVATIONS[activation], _POOLS[pool]
+        self.in_channels = in_channels
         self.conv1 = nn.Conv2d(in_channels, 6, 5, padding=pad)
         self.act1 = act()
         self.pool1 = pool_cls(2, stride=2)
@@ -103,6 +110,7 @@ class LeNet5(nn.Module):
         self.fc3 = nn.Linear(84, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_image_batch(x, self.in_channels, "lenet5")
         x = self.pool1(self.act1(self.conv1(x)))  # (B, 6, 14, 14) at the reference size
         x = self.pool2(self.act2(self.conv2(x)))  # (B, 16, 5, 5)
         x = torch.flatten(x, 1)  # (B, 400)
@@ -132,6 +140,10 @@ class AlexNet(nn.Module):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
+        positive_int("num_classes", num_classes)
+        positive_int("in_channels", in_channels)
+        positive_int("hidden", hidden)
+        probability("dropout", dropout)
         h, w = as_hw(image_size)
         if min(h, w) < 7:
             raise AicomputeError(
@@ -142,6 +154,7 @@ class AlexNet(nn.Module):
         pool1, size = pool_or_identity(nn.MaxPool2d(3, stride=2), size)
         pool2, size = pool_or_identity(nn.MaxPool2d(3, stride=2), size)  # conv2 (5×5, pad 2) keeps the size
         pool3, size = pool_or_identity(nn.MaxPool2d(3, stride=2), size)  # conv3-5 (3×3, pad 1) keep it too
+        self.in_channels = in_channels
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 64, 11, stride=4, padding=2),
             nn.ReLU(),
@@ -169,6 +182,7 @@ class AlexNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_image_batch(x, self.in_channels, "alexnet")
         x = self.avgpool(self.features(x))  # (B, 256, 6, 6)
         return self.classifier(torch.flatten(x, 1))  # flatten: (B, 9216)
 
@@ -206,9 +220,13 @@ class VGG(nn.Module):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        if width < 1 or hidden < 1:
-            raise AicomputeError(f"vgg needs width ≥ 1 and hidden ≥ 1, got width={width}, hidden={hidden}")
+        positive_int("num_classes", num_classes)
+        positive_int("in_channels", in_channels)
+        positive_int("width", width)
+        positive_int("hidden", hidden)
+        probability("dropout", dropout)
         size = as_hw(image_size)
+        self.in_channels = in_channels
         layers: list[nn.Module] = []
         channels = in_channels
         for item in config:
@@ -248,6 +266,7 @@ class VGG(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_image_batch(x, self.in_channels, "vgg")
         x = self.avgpool(self.features(x))  # (B, 8·width, 7, 7)
         return self.classifier(torch.flatten(x, 1))  # flatten: (B, 8·width·49)
 

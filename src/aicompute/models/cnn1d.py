@@ -15,19 +15,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from aicompute.checks import positive_int
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import register_model
+from aicompute.nn.shapes import conv_output_size
 
-__all__ = ["CNN1d", "conv1d_out_length", "cnn1d"]
+__all__ = ["CNN1d", "cnn1d"]
 
 KERNELS = (5, 3, 3)
 STRIDE = 2
 PADDING = 1
-
-
-def conv1d_out_length(length: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
-    """Output length of a ``Conv1d`` (dilation 1): ``⌊(length + 2·padding − kernel) / stride⌋ + 1``."""
-    return (length + 2 * padding - kernel) // stride + 1
 
 
 class CNN1d(nn.Module):
@@ -37,15 +34,14 @@ class CNN1d(nn.Module):
         super().__init__()
         sizes = {"num_classes": num_classes, "in_channels": in_channels, "length": length, "channels": channels}
         for name, value in sizes.items():
-            if not isinstance(value, int) or value < 1:
-                raise AicomputeError(f"{name} must be a positive integer, got {value!r}")
+            positive_int(name, value)
         self.in_channels = in_channels
         self.length = length
         layers: list[nn.Module] = []
         c, n = in_channels, length
         for kernel in KERNELS:
             layers += [nn.Conv1d(c, channels, kernel, stride=STRIDE, padding=PADDING), nn.ReLU()]
-            c, n = channels, conv1d_out_length(n, kernel, STRIDE, PADDING)
+            c, n = channels, conv_output_size(n, kernel, STRIDE, PADDING)
             if n < 1:
                 raise AicomputeError(
                     f"signals of length {length} are too short for three stride-2 convolutions "

@@ -18,10 +18,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from aicompute.checks import positive_int, probability
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import register_model
 from aicompute.nn.conv_blocks import DenseBlock, Transition
-from aicompute.nn.shapes import IntOrPair, as_hw, conv_output_size, pool_or_identity
+from aicompute.nn.shapes import IntOrPair, as_hw, check_image_batch, conv_output_size, pool_or_identity
 
 __all__ = ["DenseNet", "densenet121"]
 
@@ -45,13 +46,18 @@ class DenseNet(nn.Module):
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
-        if min(growth_rate, num_init_features, bn_size) < 1 or not block_config or min(block_config) < 1:
-            raise AicomputeError(
-                "densenet needs growth_rate, num_init_features, bn_size ≥ 1 and a non-empty block_config of "
-                f"positive layer counts; got growth_rate={growth_rate}, num_init_features={num_init_features}, "
-                f"bn_size={bn_size}, block_config={block_config}"
-            )
+        positive_int("num_classes", num_classes)
+        positive_int("in_channels", in_channels)
+        positive_int("growth_rate", growth_rate)
+        positive_int("num_init_features", num_init_features)
+        positive_int("bn_size", bn_size)
+        probability("drop_rate", drop_rate)
+        if not block_config:
+            raise AicomputeError("densenet needs at least one dense block; block_config=(6, 12, 24, 16) is 121's")
+        for i, num_layers in enumerate(block_config):
+            positive_int(f"block_config[{i}]", num_layers)
         h, w = as_hw(image_size)
+        self.in_channels = in_channels
         size = (conv_output_size(h, 7, 2, 3), conv_output_size(w, 7, 2, 3))
         pool0, size = pool_or_identity(nn.MaxPool2d(3, stride=2, padding=1), size)
         self.features = nn.Sequential()
@@ -87,6 +93,7 @@ class DenseNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_image_batch(x, self.in_channels, "densenet")
         x = self.relu(self.features(x))  # (B, 1024, 7, 7) for densenet121 at 224×224
         x = torch.flatten(self.avgpool(x), 1)  # (B, 1024)
         return self.classifier(x)

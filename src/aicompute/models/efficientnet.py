@@ -18,6 +18,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from aicompute.checks import positive_int, probability
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import register_model
 from aicompute.nn.light_blocks import ConvNormAct, MBConv, init_conv_norm_, make_divisible
@@ -109,12 +110,10 @@ class EfficientNet(nn.Module):
         super().__init__()
         if not stages:
             raise AicomputeError("EfficientNet needs at least one stage")
-        if num_classes < 1 or in_channels < 1:
-            raise AicomputeError(f"num_classes and in_channels must be >= 1, got {num_classes} and {in_channels}")
-        if not 0.0 <= dropout < 1.0 or not 0.0 <= stochastic_depth_prob <= 1.0:
-            raise AicomputeError(
-                f"need dropout in [0, 1) and stochastic_depth_prob in [0, 1], got {dropout}, {stochastic_depth_prob}"
-            )
+        positive_int("num_classes", num_classes)
+        positive_int("in_channels", in_channels)
+        probability("dropout", dropout)
+        probability("stochastic_depth_prob", stochastic_depth_prob, allow_one=True)
         self.image_size = as_hw(image_size)
         self.in_channels = in_channels
         features: list[nn.Module] = [

@@ -1,10 +1,10 @@
-"""GhostNet 1.0× (Han et al., CVPR 2020), the official huawei-noah layout: 5,183,214 parameters at 1000 classes.
+"""GhostNet 1.0× (Han et al., CVPR 2020), the official huawei-noah layout: 5,182,508 parameters at 1000 classes.
 
 Stem 3×3/2 conv (16) + BN + ReLU → 16 :class:`~aicompute.nn.light_blocks.GhostBottleneck` blocks in the
 paper's Table 7 grouping → 1×1 conv + BN + ReLU to 960 → global average pool → 1×1 conv to 1280 (with bias,
 no BN) + ReLU → dropout → linear. SE blocks use a hard-sigmoid gate and ``make_divisible(mid / 4, 4)``
-squeeze channels; ``width`` scales the stem and block widths (rounded to multiples of 4), never the 1280
-head. Attribute names follow the official code (``conv_stem``, ``bn1``, ``blocks``, ``conv_head``,
+squeeze channels; ``width_mult`` scales the stem and block widths (rounded to multiples of 4), never the
+1280 head. Attribute names follow the official code (``conv_stem``, ``bn1``, ``blocks``, ``conv_head``,
 ``classifier``); the SE convs are named ``fc1``/``fc2`` as in torchvision.
 """
 
@@ -15,6 +15,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from aicompute.checks import positive_int, probability
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import register_model
 from aicompute.nn.light_blocks import ConvNormAct, GhostBottleneck, init_conv_norm_, make_divisible
@@ -71,17 +72,18 @@ class GhostNet(nn.Module):
         in_channels: int = 3,
         image_size: int | tuple[int, int] = 224,
         *,
-        width: float = 1.0,
+        width_mult: float = 1.0,
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
-        if num_classes < 1 or in_channels < 1:
-            raise AicomputeError(f"num_classes and in_channels must be >= 1, got {num_classes} and {in_channels}")
-        if width <= 0 or not 0.0 <= dropout < 1.0:
-            raise AicomputeError(f"need width > 0 and dropout in [0, 1), got width={width}, dropout={dropout}")
+        positive_int("num_classes", num_classes)
+        positive_int("in_channels", in_channels)
+        probability("dropout", dropout)
+        if width_mult <= 0:
+            raise AicomputeError(f"width_mult must be > 0, got {width_mult}")
         self.image_size = as_hw(image_size)
         self.in_channels = in_channels
-        channels = make_divisible(16 * width, 4)
+        channels = make_divisible(16 * width_mult, 4)
         self.conv_stem = nn.Conv2d(in_channels, channels, 3, 2, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(channels)
         self.act1 = nn.ReLU()
@@ -90,12 +92,12 @@ class GhostNet(nn.Module):
         for stage in GHOSTNET_STAGES:
             blocks = []
             for b in stage:
-                out = make_divisible(b.out_channels * width, 4)
-                mid = make_divisible(b.mid_channels * width, 4)
+                out = make_divisible(b.out_channels * width_mult, 4)
+                mid = make_divisible(b.mid_channels * width_mult, 4)
                 blocks.append(GhostBottleneck(channels, mid, out, b.kernel_size, b.stride, se_ratio=b.se_ratio))
                 channels = out
             stages.append(nn.Sequential(*blocks))
-        last = make_divisible(GHOSTNET_STAGES[-1][-1].mid_channels * width, 4)
+        last = make_divisible(GHOSTNET_STAGES[-1][-1].mid_channels * width_mult, 4)
         stages.append(nn.Sequential(ConvNormAct(channels, last, 1, activation=nn.ReLU)))
         self.blocks = nn.Sequential(*stages)
 
@@ -124,8 +126,8 @@ def ghostnet(
     in_channels: int = 3,
     image_size: int | tuple[int, int] = 224,
     *,
-    width: float = 1.0,
+    width_mult: float = 1.0,
     dropout: float = 0.2,
 ) -> GhostNet:
     """GhostNet 1.0× (ghost modules + SE); 5.2M params, official layout."""
-    return GhostNet(num_classes, in_channels, image_size, width=width, dropout=dropout)
+    return GhostNet(num_classes, in_channels, image_size, width_mult=width_mult, dropout=dropout)

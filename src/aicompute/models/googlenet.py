@@ -18,9 +18,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from aicompute.checks import positive_int, probability
 from aicompute.models.registry import register_model
 from aicompute.nn.conv_blocks import ConvBlock, Inception
-from aicompute.nn.shapes import IntOrPair, as_hw, conv_output_size, pool_or_identity
+from aicompute.nn.shapes import IntOrPair, as_hw, check_image_batch, conv_output_size, pool_or_identity
 
 __all__ = ["GoogLeNet", "INCEPTION_V1_STAGES", "googlenet"]
 
@@ -53,8 +54,12 @@ class GoogLeNet(nn.Module):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
+        positive_int("num_classes", num_classes)
+        positive_int("in_channels", in_channels)
+        probability("dropout", dropout)
         h, w = as_hw(image_size)
         size = (conv_output_size(h, 7, 2, 3), conv_output_size(w, 7, 2, 3))
+        self.in_channels = in_channels
         self.conv1 = ConvBlock(in_channels, 64, 7, stride=2, padding=3, bn_eps=1e-3)
         self.maxpool1, size = pool_or_identity(nn.MaxPool2d(3, stride=2, ceil_mode=True), size)
         self.conv2 = ConvBlock(64, 64, 1, bn_eps=1e-3)
@@ -86,6 +91,7 @@ class GoogLeNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_image_batch(x, self.in_channels, "googlenet")
         x = self.maxpool1(self.conv1(x))  # (B, 64, 56, 56) at 224×224
         x = self.maxpool2(self.conv3(self.conv2(x)))  # (B, 192, 28, 28)
         x = self.maxpool3(self.inception3b(self.inception3a(x)))  # (B, 480, 14, 14)

@@ -19,16 +19,11 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from aicompute.errors import AicomputeError
+from aicompute.checks import positive_int
 from aicompute.models.registry import register_model
 from aicompute.nn.activations import get_activation
 
 __all__ = ["MLP", "LinearClassifier", "mlp", "perceptron"]
-
-
-def _check_width(name: str, value: int) -> None:
-    if not isinstance(value, int) or value < 1:
-        raise AicomputeError(f"{name} must be a positive integer, got {value!r}")
 
 
 class LinearClassifier(nn.Module):
@@ -36,8 +31,8 @@ class LinearClassifier(nn.Module):
 
     def __init__(self, in_features: int = 784, num_classes: int = 10) -> None:
         super().__init__()
-        _check_width("in_features", in_features)
-        _check_width("num_classes", num_classes)
+        positive_int("in_features", in_features)
+        positive_int("num_classes", num_classes)
         self.flatten = nn.Flatten()  # (B, ...) -> (B, in_features)
         self.fc = nn.Linear(in_features, num_classes)
 
@@ -60,10 +55,10 @@ class MLP(nn.Module):
         activation: str = "relu",
     ) -> None:
         super().__init__()
-        _check_width("in_features", in_features)
-        _check_width("num_classes", num_classes)
+        positive_int("in_features", in_features)
+        positive_int("num_classes", num_classes)
         for width in hidden:
-            _check_width("every hidden width", width)
+            positive_int("every hidden width", width)
         self.hidden = tuple(hidden)
         self.flatten = nn.Flatten()  # (B, ...) -> (B, in_features)
         layers: list[nn.Module] = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from aicompute.checks import positive_int, probability
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import register_model
 from aicompute.nn.light_blocks import ConvNormAct, InvertedResidual, init_conv_norm_, make_divisible
@@ -28,13 +29,6 @@ MOBILENET_V2_SETTING: tuple[tuple[int, int, int, int], ...] = (
     (6, 160, 3, 2),
     (6, 320, 1, 1),
 )
-
-
-def _check_common(num_classes: int, in_channels: int, dropout: float) -> None:
-    if num_classes < 1 or in_channels < 1:
-        raise AicomputeError(f"num_classes and in_channels must be >= 1, got {num_classes} and {in_channels}")
-    if not 0.0 <= dropout < 1.0:
-        raise AicomputeError(f"dropout must be in [0, 1), got {dropout}")
 
 
 class MobileNetV2(nn.Module):
@@ -55,7 +49,9 @@ class MobileNetV2(nn.Module):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
-        _check_common(num_classes, in_channels, dropout)
+        positive_int("num_classes", num_classes)
+        positive_int("in_channels", in_channels)
+        probability("dropout", dropout)
         if width_mult <= 0:
             raise AicomputeError(f"width_mult must be > 0, got {width_mult}")
         self.image_size = as_hw(image_size)

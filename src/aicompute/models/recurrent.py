@@ -27,14 +27,11 @@ from typing import Literal, Union
 import torch
 from torch import nn
 
+from aicompute.checks import positive_int, probability
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import register_model
-from aicompute.models.sampling import (
-    check_max_new_tokens,
-    check_token_ids,
-    eval_mode,
-    sample_next_token,
-)
+from aicompute.models.sampling import check_max_new_tokens, check_token_ids, sample_next_token
+from aicompute.modes import eval_mode
 
 __all__ = [
     "CellKind",
@@ -56,13 +53,17 @@ State = Union[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]
 """Hidden state of a fused stack: ``h`` for RNN/GRU, ``(h, c)`` for LSTM; each ``(layers·dirs, B, H)``."""
 
 
-def _fused(cell: str, input_size: int, hidden_size: int, num_layers: int, **kwargs) -> nn.RNNBase:
+def _fused(
+    cell: str, input_size: int, hidden_size: int, num_layers: int, *, dropout: float, **kwargs
+) -> nn.RNNBase:
+    """A ``batch_first`` fused stack; ``input_size`` must already be checked by the caller (who knows
+    which of its own arguments it is: ``input_size`` for a classifier, ``embed_dim`` for a language model)."""
     if cell not in _FUSED:
         raise AicomputeError(f"unknown recurrent cell {cell!r}; pick one of {', '.join(_FUSED)}")
-    for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
-        if not isinstance(value, int) or value < 1:
-            raise AicomputeError(f"{name} must be a positive integer, got {value!r}")
-    return _FUSED[cell](input_size, hidden_size, num_layers, batch_first=True, **kwargs)
+    positive_int("hidden_size", hidden_size)
+    positive_int("num_layers", num_layers)
+    probability("dropout", dropout)
+    return _FUSED[cell](input_size, hidden_size, num_layers, batch_first=True, dropout=dropout, **kwargs)
 
 
 def as_sequence(x: torch.Tensor, input_size: int) -> torch.Tensor:
@@ -105,6 +106,8 @@ class RecurrentClassifier(nn.Module):
         bidirectional: bool = False,
     ) -> None:
         super().__init__()
+        positive_int("input_size", input_size)
+        positive_int("num_classes", num_classes)
         self.cell = cell
         self.input_size = input_size
         self.rnn = _fused(
@@ -137,8 +140,9 @@ class CharLM(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        if not isinstance(vocab_size, int) or vocab_size < 1:
-            raise AicomputeError(f"vocab_size must be a positive integer, got {vocab_size!r}")
+        positive_int("vocab_size", vocab_size)
+        positive_int("block_size", block_size)
+        positive_int("embed_dim", embed_dim)
         self.cell = cell
         self.block_size = block_size
         self.embed = nn.Embedding(vocab_size, embed_dim)
@@ -154,7 +158,7 @@ class CharLM(nn.Module):
         self, idx: torch.Tensor, state: State | None = None
     ) -> tuple[torch.Tensor, State]:
         """Like ``forward`` but from hidden ``state`` (``None``: zeros), also returning the new state."""
-        check_token_ids(idx, type(self).__name__)
+        check_token_ids(idx, type(self).__name__, vocab_size=self.embed.num_embeddings)
         out, state = self.rnn(self.embed(idx), state)  # (B, T, E) -> (B, T, H)
         return self.head(out), state  # (B, T, V)
 
@@ -170,9 +174,9 @@ class CharLM(nn.Module):
         """Extend prompts ``idx`` ``(B, T0)`` by sampled tokens → ``(B, T0 + max_new_tokens)``.
 
         The whole prompt is read once; each new token then costs one step. Runs in eval mode and
-        restores the previous mode. Arguments as :func:`~aicompute.models.transformer.sample_next_token`.
+        restores the previous mode. Arguments as :func:`~aicompute.models.sampling.sample_next_token`.
         """
-        check_token_ids(idx, "CharLM.generate", allow_empty=False)
+        check_token_ids(idx, "CharLM.generate", vocab_size=self.embed.num_embeddings, allow_empty=False)
         check_max_new_tokens(max_new_tokens)
         pieces = [idx]
         with eval_mode(self):

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from aicompute.data.info import DatasetInfo
+from aicompute.checks import did_you_mean
 from aicompute.errors import AicomputeError
 
 __all__ = [
@@ -184,7 +185,7 @@ def model_spec(name: str) -> ModelSpec:
         return _REGISTRY[name]
     except KeyError:
         raise AicomputeError(
-            f"unknown model {name!r}; known models: {', '.join(_REGISTRY)} "
+            f"unknown model {name!r}{did_you_mean(name, _REGISTRY)}; known models: {', '.join(_REGISTRY)} "
             "(or name your own as pkg.module:factory)"
         ) from None
 
@@ -214,24 +215,31 @@ def get_model(name: str, *, device: torch.device | str | None = None, **kwargs: 
 
     ``device="meta"`` builds it without allocating weight memory (for profiling and sizing).
     """
-    factory, spec = resolve_model(name)
-    if spec is not None:
-        params = inspect.signature(factory).parameters
-        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-        unknown = [k for k in kwargs if k not in params]
-        if unknown and not takes_any:
-            raise AicomputeError(
-                f"model {name!r} takes no argument(s) {', '.join(unknown)}; it takes: "
-                f"{', '.join(params) or 'none'}"
-            )
+    factory, _ = resolve_model(name)
+    _check_arguments(name, factory, kwargs)
     with torch.device(device) if device is not None else contextlib.nullcontext():
-        try:
-            model = factory(**kwargs)
-        except TypeError as e:
-            raise AicomputeError(f"cannot build model {name!r} with {kwargs}: {e}") from None
+        model = factory(**kwargs)
     if not isinstance(model, nn.Module):
         raise AicomputeError(f"{name!r} returned {type(model).__name__}, not a torch.nn.Module")
     return model
+
+
+def _check_arguments(name: str, factory: Callable[..., nn.Module], kwargs: dict[str, Any]) -> None:
+    """Raise ``AicomputeError`` unless ``factory(**kwargs)`` binds, naming the arguments it does take.
+
+    Checking the binding up front (instead of catching ``TypeError`` from the call) keeps a real bug inside
+    a factory a bug, with its traceback.
+    """
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # some builtins have no signature: let the call itself decide
+        return
+    try:
+        signature.bind(**kwargs)
+    except TypeError as e:
+        takes = ", ".join(p.name for p in signature.parameters.values()
+                          if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)) or "none"
+        raise AicomputeError(f"cannot build model {name!r} with {kwargs}: {e}; it takes: {takes}") from None
 
 
 def build_for_dataset(
@@ -252,14 +260,22 @@ def build_for_dataset(
 
 
 def example_input(
-    spec: ModelSpec, batch_size: int = 1, *, device: torch.device | str = "cpu"
+    spec: ModelSpec,
+    batch_size: int = 1,
+    *,
+    device: torch.device | str = "cpu",
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """A random input of the spec's default shape (token ids for int64 models)."""
+    """A random input of the spec's default shape (token ids for int64 models), drawn from ``generator``
+    (a CPU generator; the global one when ``None``)."""
     shape = (batch_size, *spec.input_shape)
     if spec.input_dtype == "int64":
         vocab = int(spec.defaults.get("vocab_size", 2))
-        return torch.randint(0, vocab, shape, device=device)
-    return torch.randn(shape, device=device)
+        x = torch.randint(0, vocab, shape, generator=generator) if str(device) != "meta" else None
+        return x.to(device) if x is not None else torch.empty(shape, dtype=torch.int64, device="meta")
+    if str(device) == "meta":
+        return torch.empty(shape, device="meta")
+    return torch.randn(shape, generator=generator).to(device)
 
 
 def count_params(model: nn.Module, *, trainable_only: bool = False) -> int:

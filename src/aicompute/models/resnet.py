@@ -15,10 +15,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from aicompute.errors import AicomputeError
+from aicompute.checks import positive_int
 from aicompute.models.registry import register_model
 from aicompute.nn.conv_blocks import BasicBlock, Bottleneck
-from aicompute.nn.shapes import IntOrPair, as_hw
+from aicompute.nn.shapes import IntOrPair, as_hw, check_image_batch
 
 __all__ = ["ResNet", "resnet18", "resnet50"]
 
@@ -45,9 +45,13 @@ class ResNet(nn.Module):
         zero_init_residual: bool = False,
     ) -> None:
         super().__init__()
+        positive_int("num_classes", num_classes)
+        positive_int("in_channels", in_channels)
+        positive_int("width", width)
+        for i, num_blocks in enumerate(layers):
+            positive_int(f"layers[{i}]", num_blocks)
         as_hw(image_size)
-        if width < 1:
-            raise AicomputeError(f"resnet width must be ≥ 1 (64 is the reference), got {width}")
+        self.in_channels = in_channels
         self.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU()
@@ -83,6 +87,7 @@ class ResNet(nn.Module):
                     nn.init.zeros_(m.last_bn().weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_image_batch(x, self.in_channels, "resnet")
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (B, w, 56, 56) at 224×224
         for i in range(self.num_stages):
             x = getattr(self, f"layer{i + 1}")(x)  # halves H×W from stage 2 on

@@ -1,23 +1,22 @@
-"""Helpers shared by the zoo's language models (GPT and the character RNNs): token-id checks, sampling
-one next token, and a context manager that runs a module in eval mode and restores every flag after."""
+"""Helpers shared by the zoo's language models (GPT and the character RNNs): token-id checks and sampling
+one next token. Running a model in eval mode for generation uses :func:`aicompute.modes.eval_mode`."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import torch
-from torch import nn
 
+from aicompute.checks import non_negative_int, positive_int
 from aicompute.errors import AicomputeError
 
-__all__ = ["check_token_ids", "check_max_new_tokens", "sample_next_token", "eval_mode"]
+__all__ = ["check_token_ids", "check_max_new_tokens", "sample_next_token"]
 
 
-def check_token_ids(idx: torch.Tensor, who: str, *, allow_empty: bool = True) -> None:
-    """Raise ``AicomputeError`` unless ``idx`` is a ``(B, T)`` integer tensor of token ids.
+def check_token_ids(idx: torch.Tensor, who: str, *, vocab_size: int, allow_empty: bool = True) -> None:
+    """Raise ``AicomputeError`` unless ``idx`` is a ``(B, T)`` integer tensor of ids in ``[0, vocab_size)``.
 
-    Only shape and dtype are checked (values are not), so this works on meta tensors too.
+    Shape and dtype are always checked; the range is checked only on tensors that hold values (not on meta
+    tensors), so a model can still be traced on the meta device. An id outside the vocabulary would
+    otherwise surface as an ``IndexError`` from the embedding (on CUDA, a device-side assert).
     """
     if idx.dim() != 2 or idx.dtype not in (torch.int64, torch.int32):
         raise AicomputeError(
@@ -28,12 +27,21 @@ def check_token_ids(idx: torch.Tensor, who: str, *, allow_empty: bool = True) ->
         raise AicomputeError(
             f"{who} needs a prompt of at least one token per row, got shape {tuple(idx.shape)}"
         )
+    if idx.is_meta or idx.numel() == 0:
+        return
+    lowest, highest = (int(v) for v in torch.aminmax(idx))
+    if highest >= vocab_size:
+        raise AicomputeError(
+            f"{who} got token id {highest} but its vocabulary has {vocab_size} ids (0..{vocab_size - 1}); "
+            f"encode the input with the model's vocabulary or build it with vocab_size >= {highest + 1}"
+        )
+    if lowest < 0:
+        raise AicomputeError(f"{who} got token id {lowest}; token ids must be in [0, {vocab_size})")
 
 
 def check_max_new_tokens(max_new_tokens: int) -> None:
     """Raise ``AicomputeError`` unless ``max_new_tokens`` is an integer ``>= 0``."""
-    if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-        raise AicomputeError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
+    non_negative_int("max_new_tokens", max_new_tokens)
 
 
 def sample_next_token(
@@ -51,8 +59,8 @@ def sample_next_token(
     """
     if temperature < 0:
         raise AicomputeError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise AicomputeError(f"top_k must be a positive integer or None, got {top_k}")
+    if top_k is not None:
+        positive_int("top_k", top_k)
     if temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
     logits = logits.float() / temperature
@@ -61,15 +69,3 @@ def sample_next_token(
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = torch.softmax(logits, dim=-1)  # (B, V)
     return torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
-
-
-@contextlib.contextmanager
-def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
-    """Put ``module`` in eval mode for the block, then restore the train/eval flag of every submodule."""
-    modes = [(m, m.training) for m in module.modules()]
-    module.eval()
-    try:
-        yield module
-    finally:
-        for m, training in modes:
-            m.training = training

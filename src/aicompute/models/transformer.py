@@ -6,12 +6,13 @@ Structure (``L`` blocks of width ``d``, vocabulary ``V``, context ``T``)::
       └─ L × Block:  x = x + attn(ln_1(x));  x = x + mlp(ln_2(x))      (pre-LayerNorm)
       └─ ln_f ─ lm_head (d×V, no bias; by default the same tensor as tok_emb.weight) ─ logits (B, T, V)
 
-* ``attn`` is causal multi-head self-attention through ``F.scaled_dot_product_attention(is_causal=True)``:
-  separate ``q_proj``, ``k_proj``, ``v_proj`` (d→d) and ``out_proj`` (d→d). The projections are kept
-  apart (not one fused ``3d`` matrix) so that a Megatron plan can shard each of them column-wise and
-  ``out_proj`` row-wise by module name; the forward reshapes by ``head_dim``, not by head count, so a
-  shard holding fewer heads runs unchanged.
-* ``mlp`` is ``fc_in`` (d→4d), GELU, ``fc_out`` (4d→d).
+* ``attn`` is :class:`aicompute.nn.attention.MultiHeadSelfAttention` with ``causal=True`` (SDPA with
+  ``is_causal=True``, no T×T mask built): separate ``q_proj``, ``k_proj``, ``v_proj`` (d→d) and
+  ``out_proj`` (d→d). The projections are kept apart (not one fused ``3d`` matrix) so that a Megatron
+  plan can shard each of them column-wise and ``out_proj`` row-wise by module name; the forward reshapes
+  by ``head_dim``, not by head count, so a shard holding fewer heads runs unchanged. Its output goes
+  through the block's ``resid_dropout`` before the residual sum.
+* ``mlp`` is ``fc_in`` (d→4d), GELU, ``fc_out`` (4d→d), dropout.
 * Linear and LayerNorm layers carry biases unless ``bias=False``.
 
 Parameter count (biases on, head tied): each block has ``4d²+4d`` (attention) + ``8d²+5d`` (MLP) +
@@ -31,18 +32,19 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from aicompute.checks import positive_int, probability
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import register_model
-from aicompute.models.sampling import check_max_new_tokens, check_token_ids, eval_mode, sample_next_token
+from aicompute.models.sampling import check_max_new_tokens, check_token_ids, sample_next_token
+from aicompute.modes import eval_mode
+from aicompute.nn.attention import MultiHeadSelfAttention
 
 __all__ = [
     "GPTConfig",
     "GPT",
     "Block",
-    "CausalSelfAttention",
     "MLP",
     "transformer",
     "gpt2_small",
@@ -73,16 +75,13 @@ class GPTConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise AicomputeError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+            positive_int(f"GPTConfig.{name}", getattr(self, name))
         if self.n_embd % self.n_head:
             raise AicomputeError(
                 f"GPTConfig: n_embd({self.n_embd}) is not divisible by n_head({self.n_head}); "
                 f"pick n_head from the divisors of {self.n_embd}"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise AicomputeError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
+        probability("GPTConfig.dropout", self.dropout)
 
     @property
     def head_dim(self) -> int:
@@ -102,34 +101,6 @@ class GPTConfig:
         """GPT-3 175B: 96 layers, 96 heads (of 128), width 12288, context 2048, GPT-2 BPE vocabulary."""
         base = cls(vocab_size=50257, block_size=2048, n_layer=96, n_head=96, n_embd=12288)
         return replace(base, **overrides)
-
-
-class CausalSelfAttention(nn.Module):
-    """Multi-head self-attention in which position ``t`` attends to positions ``≤ t`` only."""
-
-    def __init__(self, config: GPTConfig) -> None:
-        super().__init__()
-        d = config.n_embd
-        self.head_dim = config.head_dim
-        self.q_proj = nn.Linear(d, d, bias=config.bias)
-        self.k_proj = nn.Linear(d, d, bias=config.bias)
-        self.v_proj = nn.Linear(d, d, bias=config.bias)
-        self.out_proj = nn.Linear(d, d, bias=config.bias)
-        self.attn_dropout = config.dropout
-        self.resid_dropout = nn.Dropout(config.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, _ = x.shape  # (B, T, d)
-
-        def heads(y: torch.Tensor) -> torch.Tensor:
-            # (B, T, h·hd) -> (B, T, h, hd) -> (B, h, T, hd); h = -1 so a sharded projection works too
-            return y.view(b, t, -1, self.head_dim).transpose(1, 2)
-
-        q, k, v = heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x))
-        p = self.attn_dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)  # (B, h, T, hd)
-        y = y.transpose(1, 2).reshape(b, t, -1)  # (B, h, T, hd) -> (B, T, h·hd)
-        return self.resid_dropout(self.out_proj(y))
 
 
 class MLP(nn.Module):
@@ -153,12 +124,15 @@ class Block(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.attn = CausalSelfAttention(config)
+        self.attn = MultiHeadSelfAttention(
+            config.n_embd, config.n_head, bias=config.bias, dropout=config.dropout, causal=True
+        )
+        self.resid_dropout = nn.Dropout(config.dropout)
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))
+        x = x + self.resid_dropout(self.attn(self.ln_1(x)))  # (B, T, d)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -192,7 +166,7 @@ class GPT(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        check_token_ids(idx, "GPT")
+        check_token_ids(idx, "GPT", vocab_size=self.config.vocab_size)
         b, t = idx.shape
         if t > self.config.block_size:
             raise AicomputeError(
@@ -220,7 +194,7 @@ class GPT(nn.Module):
         The model sees the last ``block_size`` tokens at each step. It runs in eval mode (no dropout);
         its previous mode is restored afterwards. See :func:`sample_next_token` for the other arguments.
         """
-        check_token_ids(idx, "GPT.generate", allow_empty=False)
+        check_token_ids(idx, "GPT.generate", vocab_size=self.config.vocab_size, allow_empty=False)
         check_max_new_tokens(max_new_tokens)
         with eval_mode(self):
             for _ in range(max_new_tokens):

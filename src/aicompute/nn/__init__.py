@@ -63,7 +63,9 @@ from aicompute.nn.shapes import (
     as_hw,
     check_image_batch,
     conv_output_size,
+    pair,
     pool_or_identity,
+    same_padding,
 )
 
 __all__ = [
@@ -115,9 +117,11 @@ __all__ = [
     "key_value_attention",
     "leaky_relu",
     "make_divisible",
+    "pair",
     "pool_or_identity",
     "prelu",
     "relu",
+    "same_padding",
     "scaled_dot_score",
     "sigmoid",
     "softplus",

@@ -15,7 +15,9 @@ Shapes. Every scorer takes ``keys`` (..., N, Dk) and ``queries`` (..., M, Dq) an
 Masks follow ``F.scaled_dot_product_attention``: a boolean mask broadcastable to (..., M, N) where
 **True means "may attend"**; a float mask is added to the scores. (``nn.MultiheadAttention`` uses the
 opposite boolean convention — True means "masked out"; pass ``~mask`` when converting.) A query whose
-keys are all masked has no distribution to take; its output row is NaN, as softmax over all −∞ is.
+keys are all masked attends to nothing: its weights and its output row are zero (a plain softmax over all
+−∞ would give NaN). That is what ``F.scaled_dot_product_attention`` returns on CPU in torch 2.13, and
+:class:`MultiHeadSelfAttention` enforces it on both of its paths, whatever the backend.
 
 :class:`MultiHeadSelfAttention` projects x to Q, K, V, splits them into heads, runs
 softmax(QKᵀ/√d)V per head (d = head dimension), joins the heads and projects the result. It has no
@@ -31,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aicompute.checks import positive_int, probability
 from aicompute.errors import AicomputeError
 
 __all__ = [
@@ -106,8 +109,9 @@ def key_value_attention(
 
     queries (..., M, Dq), keys (..., N, Dk), values (..., N, Dv) -> (output (..., M, Dv), weights (..., M, N)).
     Plain attention, where the inputs are both keys and values, is ``key_value_attention(q, x, x)``.
-    ``mask``: see the module docstring. ``dropout_p`` > 0 drops attention weights (scaled by 1/(1 − p)),
-    as ``F.scaled_dot_product_attention`` does; pass 0 at evaluation.
+    ``mask``: see the module docstring; a fully masked query gets zero weights and a zero output row, with
+    zero gradient. ``dropout_p`` > 0 drops attention weights (scaled by 1/(1 − p)), as
+    ``F.scaled_dot_product_attention`` does; pass 0 at evaluation.
     """
     if keys.shape[-2] != values.shape[-2]:
         raise AicomputeError(
@@ -120,7 +124,9 @@ def key_value_attention(
             scores = scores.masked_fill(~mask, float("-inf"))
         else:
             scores = scores + mask
-    weights = torch.softmax(scores, dim=-1)
+    # A row of all −∞ has no softmax (it would be NaN): give it finite scores, then zero weights.
+    dead = torch.isneginf(scores).all(dim=-1, keepdim=True)  # (..., M, 1)
+    weights = torch.softmax(scores.masked_fill(dead, 0.0), dim=-1).masked_fill(dead, 0.0)
     if dropout_p > 0.0:
         weights = F.dropout(weights, p=dropout_p)
     return weights @ values, weights
@@ -136,17 +142,27 @@ def _and_causal(mask: Tensor | None, t: int, device: torch.device) -> Tensor:
     return mask + torch.zeros(t, t, dtype=mask.dtype, device=device).masked_fill(~tri, float("-inf"))
 
 
+def _fully_masked_rows(mask: Tensor) -> Tensor:
+    """Boolean (..., M, 1): the query rows of ``mask`` (..., M, N) that may attend to no key at all."""
+    if mask.dtype == torch.bool:
+        return ~mask.any(dim=-1, keepdim=True)
+    return torch.isneginf(mask).all(dim=-1, keepdim=True)
+
+
 class MultiHeadSelfAttention(nn.Module):
     """Multi-head self-attention over x (B, T, E): E = heads × head_dim.
 
     ``use_sdpa=True`` (default) runs ``F.scaled_dot_product_attention`` (fused kernels where the device has
     them); ``use_sdpa=False`` runs the explicit softmax(QKᵀ/√d)V of :func:`key_value_attention`. Both compute
-    the same function. ``causal=True`` lets position t attend to positions ≤ t only; ``forward`` may add a
-    boolean or float ``mask`` broadcastable to (B, heads, T, T) (True = may attend). ``dropout`` is applied
-    to the attention weights in training mode.
+    the same function, fully masked query rows included (zero on both paths). ``causal=True`` lets position t
+    attend to positions ≤ t only; without an explicit mask the SDPA path passes ``is_causal=True`` and builds
+    no T×T mask. ``forward`` may add a boolean or float ``mask`` broadcastable to (B, heads, T, T)
+    (True = may attend). ``dropout`` is applied to the attention weights in training mode.
 
     The Q, K, V and output projections are separate ``nn.Linear`` layers (``q_proj``, ``k_proj``, ``v_proj``,
-    ``out_proj``), so a tensor-parallel plan can name them one by one.
+    ``out_proj``), so a tensor-parallel plan can name them one by one. The forward splits heads by
+    ``head_dim``, not by ``num_heads``: a Megatron shard whose column-parallel q/k/v projections hold only
+    some of the heads (and whose row-parallel ``out_proj`` reads only those) runs unchanged.
     """
 
     def __init__(
@@ -160,13 +176,14 @@ class MultiHeadSelfAttention(nn.Module):
         use_sdpa: bool = True,
     ) -> None:
         super().__init__()
-        if num_heads < 1 or embed_dim % num_heads != 0:
+        positive_int("embed_dim", embed_dim)
+        positive_int("num_heads", num_heads)
+        if embed_dim % num_heads != 0:
             raise AicomputeError(
                 f"embed_dim ({embed_dim}) must be a multiple of num_heads ({num_heads}); "
                 f"e.g. num_heads in {[h for h in range(1, min(embed_dim, 16) + 1) if embed_dim % h == 0]}"
             )
-        if not 0.0 <= dropout < 1.0:
-            raise AicomputeError(f"attention dropout must be in [0, 1), got {dropout}")
+        probability("dropout", dropout)
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.head_dim = embed_dim // num_heads
@@ -183,21 +200,32 @@ class MultiHeadSelfAttention(nn.Module):
             raise AicomputeError(
                 f"self-attention expects input (batch, seq_len, {self.embed_dim}), got {tuple(x.shape)}"
             )
-        b, t, e = x.shape
+        b, t, _ = x.shape
         q, k, v = (self._split_heads(proj(x)) for proj in (self.q_proj, self.k_proj, self.v_proj))
         dropout_p = self.dropout if self.training else 0.0
-        if self.causal:
-            mask = _and_causal(mask, t, x.device)
-        if self.use_sdpa:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+        if self.use_sdpa and self.causal and mask is None:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
         else:
-            y, _ = key_value_attention(q, k, v, mask=mask, dropout_p=dropout_p)
-        y = y.transpose(1, 2).reshape(b, t, e)  # (B, h, T, d) -> (B, T, h, d) -> (B, T, E)
+            if self.causal:
+                mask = _and_causal(mask, t, x.device)
+            y = self._attend(q, k, v, mask, dropout_p)
+        y = y.transpose(1, 2).reshape(b, t, -1)  # (B, h, T, d) -> (B, T, h, d) -> (B, T, h·d)
         return self.out_proj(y)
 
     def _split_heads(self, z: Tensor) -> Tensor:
         b, t, _ = z.shape
-        return z.view(b, t, self.num_heads, self.head_dim).transpose(1, 2)  # (B, T, E) -> (B, h, T, d)
+        # (B, T, h·d) -> (B, T, h, d) -> (B, h, T, d); h = -1 so a projection holding fewer heads works too
+        return z.view(b, t, -1, self.head_dim).transpose(1, 2)
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: float) -> Tensor:
+        """softmax(QKᵀ/√d + mask)V with q, k, v (B, h, T, d) -> (B, h, T, d); fully masked rows are zero."""
+        if not self.use_sdpa:
+            return key_value_attention(q, k, v, mask=mask, dropout_p=dropout_p)[0]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+        if mask is None:
+            return y
+        # torch 2.13's CPU kernels already give zeros there; zeroing makes it independent of the backend
+        return y.masked_fill(_fully_masked_rows(mask), 0.0)
 
     @classmethod
     def from_torch(

@@ -12,7 +12,8 @@ Conventions:
 * Parameter counts follow ``nn.Conv2d``: a ``k_h×k_w`` convolution from ``M`` to ``N`` channels in ``g``
   groups holds ``k_h·k_w·(M/g)·N`` weights plus ``N`` biases (biases only without batch norm, whose
   shift makes a bias redundant). Batch norm adds ``2·N`` (γ, β); its running statistics are buffers.
-* "Same" padding is the default: ``(k - 1) // 2`` per spatial dimension, so stride 1 keeps H×W.
+* "Same" padding is the default: ``(k - 1) // 2`` per spatial dimension
+  (:func:`aicompute.nn.shapes.same_padding`), so stride 1 keeps H×W.
 * Module and attribute names follow torchvision's (``conv1``/``bn1``/``downsample`` in residual blocks,
   ``branch1``…``branch4`` in Inception, ``denselayerN`` / ``norm1``… in DenseNet), so state dicts line up.
 * Weights get PyTorch's default initialisation here; a network applies its own scheme
@@ -29,17 +30,12 @@ import torch
 from torch import nn
 
 from aicompute.errors import AicomputeError
-from aicompute.nn.shapes import IntOrPair, _pair
+from aicompute.nn.shapes import IntOrPair, same_padding
 
 __all__ = [
     "ConvBlock", "GroupConv", "BasicBlock", "Bottleneck", "InceptionNaive", "Inception",
     "DenseLayer", "DenseBlock", "Transition", "FactorizedConv", "StackedConv", "ReducedConv",
 ]  # fmt: skip
-
-
-def _same_padding(kernel_size: IntOrPair) -> tuple[int, int]:
-    kh, kw = _pair(kernel_size)
-    return (kh - 1) // 2, (kw - 1) // 2
 
 
 # --- Conv → (BN) → ReLU, and grouped convolution -------------------------------------------------
@@ -76,7 +72,7 @@ class ConvBlock(nn.Sequential):
                 out_channels,
                 kernel_size,
                 stride=stride,
-                padding=_same_padding(kernel_size) if padding is None else padding,
+                padding=same_padding(kernel_size) if padding is None else padding,
                 groups=groups,
                 bias=not batch_norm,
             )

@@ -18,11 +18,11 @@ Each block trades a dense k×k convolution for cheaper pieces:
   depthwise conv and SE, with an identity or depthwise-separable shortcut.
 
 Conventions: tensors are NCHW; every block has ``in_channels`` / ``out_channels`` attributes; convolutions
-followed by a norm layer carry no bias; "same" padding ``(k − 1) // 2`` so stride 1 keeps H×W and stride
-2 gives ``ceil(H / 2)``. Activations are not in-place,
-so forward hooks (profiling, quantization observers) see each module's real output. Module names follow
-torchvision's (``conv``, ``block``, ``fc1``/``fc2``) and the official GhostNet code's (``primary_conv``,
-``cheap_operation``, ``ghost1``/``ghost2``, ``shortcut``) so that layouts can be compared key by key.
+followed by a norm layer carry no bias; "same" padding ``(k − 1) // 2`` (:func:`aicompute.nn.shapes.same_padding`)
+so stride 1 keeps H×W and stride 2 gives ``ceil(H / 2)``. Activations are not in-place, so forward hooks
+(profiling, quantization observers) see each module's real output. Module names follow torchvision's
+(``conv``, ``block``, ``fc1``/``fc2``) and the official GhostNet code's (``primary_conv``, ``cheap_operation``,
+``ghost1``/``ghost2``, ``shortcut``) so that layouts can be compared key by key.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from aicompute.checks import positive_int, probability
 from aicompute.errors import AicomputeError
+from aicompute.nn.shapes import same_padding
 
 __all__ = [
     "make_divisible",
@@ -59,8 +61,7 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
     round half up to a multiple of ``divisor`` (at least ``min_value``, default ``divisor``); if that lost
     more than 10 % of ``value``, add one more ``divisor``.
     """
-    if divisor < 1:
-        raise AicomputeError(f"make_divisible needs divisor >= 1, got {divisor}")
+    positive_int("divisor", divisor)
     floor = divisor if min_value is None else min_value
     rounded = max(floor, int(value + divisor / 2) // divisor * divisor)
     if rounded < 0.9 * value:
@@ -94,7 +95,7 @@ class ConvNormAct(nn.Sequential):
     ) -> None:
         layers: list[nn.Module] = [
             nn.Conv2d(
-                in_channels, out_channels, kernel_size, stride, (kernel_size - 1) // 2, groups=groups, bias=False
+                in_channels, out_channels, kernel_size, stride, same_padding(kernel_size), groups=groups, bias=False
             ),
             norm_layer(out_channels),
         ]
@@ -131,7 +132,7 @@ class DepthwiseSeparableConv(nn.Module):
             )
             self.pointwise = ConvNormAct(in_channels, out_channels, 1, activation=activation)
         else:
-            padding = (kernel_size - 1) // 2
+            padding = same_padding(kernel_size)
             self.depthwise = nn.Conv2d(
                 in_channels, in_channels, kernel_size, stride, padding, groups=in_channels, bias=False
             )
@@ -195,8 +196,7 @@ class SqueezeExcitation(nn.Module):
         gate: ModuleFactory = nn.Sigmoid,
     ) -> None:
         super().__init__()
-        if squeeze_channels < 1:
-            raise AicomputeError(f"SqueezeExcitation needs squeeze_channels >= 1, got {squeeze_channels}")
+        positive_int("squeeze_channels", squeeze_channels)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc1 = nn.Conv2d(channels, squeeze_channels, 1)
         self.fc2 = nn.Conv2d(squeeze_channels, channels, 1)
@@ -218,8 +218,7 @@ def stochastic_depth(x: torch.Tensor, p: float, *, training: bool = True) -> tor
     In training every sample (row of the batch) is kept with probability ``1 − p`` and then scaled by
     ``1 / (1 − p)`` so the expectation is unchanged; in evaluation, or when ``p == 0``, ``x`` is returned.
     """
-    if not 0.0 <= p <= 1.0:
-        raise AicomputeError(f"stochastic depth probability must be in [0, 1], got {p}")
+    probability("stochastic depth p", p, allow_one=True)
     if not training or p == 0.0:
         return x
     survival = 1.0 - p
@@ -235,8 +234,7 @@ class StochasticDepth(nn.Module):
 
     def __init__(self, p: float) -> None:
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise AicomputeError(f"stochastic depth probability must be in [0, 1], got {p}")
+        probability("stochastic depth p", p, allow_one=True)
         self.p = p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -364,7 +362,7 @@ class GhostBottleneck(nn.Module):
     ) -> None:
         super().__init__()
         _check_stride(stride, "GhostBottleneck")
-        padding = (dw_kernel_size - 1) // 2
+        padding = same_padding(dw_kernel_size)
         self.ghost1 = GhostModule(in_channels, mid_channels, relu=True)
         self.conv_dw: nn.Conv2d | None = None
         self.bn_dw: nn.BatchNorm2d | None = None

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
+from aicompute.checks import positive_int
 from aicompute.errors import AicomputeError
 
 __all__ = ["Perceptron", "PerceptronHistory"]
@@ -72,8 +73,7 @@ class Perceptron:
         X: (N, D) features, y: (N,) labels in {−1, +1}.
         """
         X, y = self._check(X, y)
-        if epochs < 1:
-            raise AicomputeError(f"epochs must be >= 1, got {epochs}")
+        positive_int("epochs", epochs)
         w = torch.zeros(X.shape[1], dtype=torch.float64)
         b = 0.0
         gen = torch.Generator().manual_seed(self.seed)

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aicompute.checks import positive_int, probability
 from aicompute.errors import AicomputeError
 
 __all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell"]
@@ -57,8 +58,8 @@ class _Cell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True) -> None:
         super().__init__()
-        if input_size < 1 or hidden_size < 1:
-            raise AicomputeError(f"input_size and hidden_size must be >= 1, got {input_size} and {hidden_size}")
+        positive_int("input_size", input_size)
+        positive_int("hidden_size", hidden_size)
         self.input_size = input_size
         self.hidden_size = hidden_size
         gh = self.num_gates * hidden_size
@@ -264,10 +265,8 @@ class _Stacked(nn.Module):
         **cell_options,
     ) -> None:
         super().__init__()
-        if num_layers < 1:
-            raise AicomputeError(f"num_layers must be >= 1, got {num_layers}")
-        if not 0.0 <= dropout < 1.0:
-            raise AicomputeError(f"dropout between layers must be in [0, 1), got {dropout}")
+        positive_int("num_layers", num_layers)
+        probability("dropout", dropout)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.batch_first, self.dropout = batch_first, dropout
         self.cells = nn.ModuleList(

@@ -18,7 +18,9 @@ from torch import nn
 
 from aicompute.errors import AicomputeError
 
-__all__ = ["IntOrPair", "as_hw", "check_image_batch", "conv_output_size", "pool_or_identity"]
+__all__ = [
+    "IntOrPair", "as_hw", "check_image_batch", "conv_output_size", "pair", "pool_or_identity", "same_padding",
+]  # fmt: skip
 
 IntOrPair = int | tuple[int, int]
 
@@ -63,8 +65,19 @@ def conv_output_size(
     return out
 
 
-def _pair(value: IntOrPair) -> tuple[int, int]:
+def pair(value: IntOrPair) -> tuple[int, int]:
+    """``value`` as ``(H, W)``: an int means the same along both dimensions (kernel, stride, padding)."""
     return (value, value) if isinstance(value, int) else (value[0], value[1])
+
+
+def same_padding(kernel_size: IntOrPair) -> tuple[int, int]:
+    """``((k_h − 1) // 2, (k_w − 1) // 2)``: the padding with which a stride-1 conv keeps H×W (odd kernels).
+
+    With stride 2 the output is ``ceil(H / 2)``. An even kernel cannot keep the size with symmetric padding;
+    it gets ``(k − 2) / 2`` and loses one pixel, as torchvision's blocks do.
+    """
+    kh, kw = pair(kernel_size)
+    return (kh - 1) // 2, (kw - 1) // 2
 
 
 def pool_or_identity(
@@ -76,7 +89,7 @@ def pool_or_identity(
     pools would shrink the map below one pixel. Leaving such a pool out keeps every weight (pools have
     none), so parameter counts match the reference at any input size.
     """
-    k, s, p = _pair(pool.kernel_size), _pair(pool.stride), _pair(pool.padding)
+    k, s, p = pair(pool.kernel_size), pair(pool.stride), pair(pool.padding)
     out = [conv_output_size(size[i], k[i], s[i], p[i], ceil_mode=pool.ceil_mode) for i in range(2)]
     if min(out) < 1:
         return nn.Identity(), size
