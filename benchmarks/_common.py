@@ -1,18 +1,18 @@
-"""Shared by the benchmark scripts: print a table, write the JSON record, time things by median."""
+"""Shared by the benchmark scripts: print a table and write the JSON record (atomically)."""
 
 from __future__ import annotations
 
 import json
 import platform
-import statistics
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from rich.console import Console
 from rich.table import Table
+
+from aicompute.fileio import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -26,18 +26,6 @@ def machine() -> dict[str, Any]:
     }
 
 
-def median_ms(fn: Callable[[], Any], *, repeats: int = 20, warmup: int = 3) -> float:
-    """Median wall time of ``fn()`` in milliseconds, after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
-
-
 def report(name: str, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], **extra: Any) -> Path:
     """Print ``rows`` as a table and write ``results/<name>.json`` with the machine description."""
     table = Table(title=title)
@@ -45,11 +33,9 @@ def report(name: str, title: str, columns: Sequence[str], rows: Sequence[Sequenc
         table.add_column(c)
     for row in rows:
         table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
-    Console().print(table)
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    Console(width=max(120, Console().width)).print(table)
     record = {"benchmark": name, "machine": machine(), "columns": list(columns), "rows": [list(r) for r in rows],
               **extra}
-    path.write_text(json.dumps(record, indent=2, default=str))
+    path = atomic_write_text(RESULTS / f"{name}.json", json.dumps(record, indent=2, default=str))
     print(f"wrote {path}")
     return path

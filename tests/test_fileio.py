@@ -36,10 +36,8 @@ def test_cache_dir_honours_env(tmp_path, monkeypatch):
     assert cache_dir() == tmp_path / "xdg" / "aicompute"
 
 
-def test_written_file_has_umask_permissions(tmp_path):
-    old = os.umask(0o022)
-    try:
-        path = atomic_write_text(tmp_path / "p.txt", "x")
-    finally:
-        os.umask(old)
-    assert path.stat().st_mode & 0o777 == 0o644
+def test_written_file_has_the_permissions_of_an_ordinary_file(tmp_path):
+    path = atomic_write_text(tmp_path / "p.txt", "x")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")  # open() applies the process umask
+    assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777

@@ -15,6 +15,17 @@ from typing import IO, Any
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "cache_dir"]
 
 
+def _read_umask() -> int:
+    # os.umask can only be read by setting it; do that once, at import, not on every write (another
+    # thread creating a file in between would get permissions from the temporary umask).
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
     """Call ``write(f)`` on a temporary file beside ``path``, then rename it to ``path``.
 
@@ -28,7 +39,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -37,12 +48,6 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
             pass
         raise
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -23,3 +23,12 @@ def test_chapters_render_their_records():
     assert "97.50%" in page and "0.975" in page
     assert "XOR" in page and "LSTM" in page
     assert page.count("data:image/png;base64,") == 3  # zoo bars, accuracy curve, mistakes curve
+
+
+def test_training_chapter_reads_a_language_model_record():
+    lm = {"model": "char-gru", "data": "chars", "params": 1000, "test_accuracy": None, "test_perplexity": 4.5,
+          "history": [{"train_loss": 2.0, "train_accuracy": None, "val_loss": 1.5, "val_accuracy": None,
+                       "seconds": 3.0}]}
+    page = render_report("t", [training_chapter(lm)])
+    assert "perplexity 4.500" in page and "test accuracy not measured" in page
+    assert "data:image/png" not in page  # no accuracy curve to draw

@@ -5,8 +5,6 @@ Both are computed now, from the library's own code, and returned as result datac
 
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import asdict, dataclass
 
 import torch
@@ -14,6 +12,7 @@ from torch import nn
 
 from aicompute.nn.perceptron import Perceptron
 from aicompute.nn.recurrent import GRU, LSTM, RNN
+from aicompute.timing import median_ms
 
 __all__ = ["PerceptronLesson", "perceptron_lesson", "RecurrentCheck", "recurrent_check"]
 
@@ -63,9 +62,15 @@ def perceptron_lesson(epochs: int = 50) -> PerceptronLesson:
 class CellCheck:
     cell: str
     max_abs_diff: float
+    """Largest |ours − torch| over the outputs of every step."""
     ours_ms_per_step: float
     torch_ms_per_step: float
     ratio: float
+    """ours ÷ torch, forward."""
+    ours_train_ms_per_step: float
+    """Forward + backward."""
+    torch_train_ms_per_step: float
+    train_ratio: float
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,7 @@ class RecurrentCheck:
     input_size: int
     hidden_size: int
     repeats: int
+    threads: int
     cells: list[CellCheck]
 
     def to_dict(self) -> dict:
@@ -83,32 +89,39 @@ class RecurrentCheck:
         return d
 
 
-def _median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
-
-
 def recurrent_check(
     *, batch: int = 32, steps: int = 28, input_size: int = 28, hidden_size: int = 128, repeats: int = 10,
     seed: int = 0,
 ) -> RecurrentCheck:
-    """Our RNN/LSTM/GRU (from the equations) against torch's fused layers with the same weights:
-    largest output difference and time per step (median of ``repeats`` forward passes, no grad)."""
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch, steps, input_size := input_size, generator=gen)
-    cells = []
-    for name, ours_cls, torch_cls in (("RNN", RNN, nn.RNN), ("LSTM", LSTM, nn.LSTM), ("GRU", GRU, nn.GRU)):
+    """Our RNN/LSTM/GRU (from the equations) against torch's fused layers with the same weights: the largest
+    output difference, and the median time per step of a forward pass (no grad) and of forward + backward.
+
+    Both layers run interleaved in this process on the same input. The caller's global RNG is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        reference = torch_cls(input_size, hidden_size, batch_first=True)
-        ours = ours_cls.from_torch(reference)
-        with torch.no_grad():
-            diff = float((ours(x)[0] - reference(x)[0]).abs().max())
-            ours_ms = _median_ms(lambda: ours(x), repeats) / steps
-            torch_ms = _median_ms(lambda: reference(x), repeats) / steps
-        cells.append(CellCheck(name, diff, ours_ms, torch_ms, ours_ms / torch_ms))
-    return RecurrentCheck(batch, steps, input_size, hidden_size, repeats, cells)
+        x = torch.randn(batch, steps, input_size)
+        cells = [_check_cell(name, torch_cls(input_size, hidden_size, batch_first=True), ours_cls, x, repeats)
+                 for name, ours_cls, torch_cls in _CELLS]
+    return RecurrentCheck(batch, steps, input_size, hidden_size, repeats, torch.get_num_threads(), cells)
+
+
+_CELLS = (("RNN", RNN, nn.RNN), ("LSTM", LSTM, nn.LSTM), ("GRU", GRU, nn.GRU))
+
+
+def _check_cell(name: str, reference: nn.Module, ours_cls: type, x: torch.Tensor, repeats: int) -> CellCheck:
+    ours = ours_cls.from_torch(reference)
+    steps = x.shape[1]
+
+    def train_step(layer: nn.Module) -> None:
+        layer.zero_grad(set_to_none=True)
+        layer(x)[0].sum().backward()
+
+    with torch.no_grad():
+        diff = float((ours(x)[0] - reference(x)[0]).abs().max())
+        fwd_ours = median_ms(lambda: ours(x), repeats=repeats, warmup=1) / steps
+        fwd_torch = median_ms(lambda: reference(x), repeats=repeats, warmup=1) / steps
+    train_ours = median_ms(lambda: train_step(ours), repeats=repeats, warmup=1) / steps
+    train_torch = median_ms(lambda: train_step(reference), repeats=repeats, warmup=1) / steps
+    return CellCheck(name, diff, fwd_ours, fwd_torch, fwd_ours / fwd_torch, train_ours, train_torch,
+                     train_ours / train_torch)

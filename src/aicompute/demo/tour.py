@@ -41,7 +41,7 @@ def _zoo() -> Any:
 def _train_lenet5() -> Any:
     from aicompute.train import train_model
 
-    return train_model("lenet5", "mnist", epochs=4, lr=2e-3, batch_size=64, seed=0, progress=False)
+    return train_model("lenet5", "mnist", epochs=8, lr=1e-3, batch_size=64, seed=0)
 
 
 def _perceptron() -> Any:
@@ -86,7 +86,7 @@ class DemoResult:
 
 
 def run_demo(
-    out: str | Path = "aicompute-demo", *, steps: list[Step] | None = None, progress: bool = True
+    out: str | Path = "aicompute-demo", *, steps: list[Step] | None = None, progress: bool = False
 ) -> DemoResult:
     """Run every step, write ``<out>/<key>.json`` for each record and ``<out>/report.html``."""
     out_dir = Path(out)

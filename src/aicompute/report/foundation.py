@@ -33,22 +33,30 @@ def zoo_chapter(zoo: dict[str, Any]) -> Chapter:
 
 
 def training_chapter(run: dict[str, Any]) -> Chapter:
+    """A ``train`` record: history table and accuracy curves (perplexity for language models)."""
     hist = run["history"]
     epochs = list(range(1, len(hist) + 1))
     ch = Chapter(f"Training {run['model']} on {run['data']}")
+    if run.get("test_accuracy") is not None:
+        outcome = f"test accuracy {100 * run['test_accuracy']:.2f}%"
+    else:
+        outcome = "test accuracy not measured"
+    if run.get("test_perplexity") is not None:
+        outcome += f", perplexity {run['test_perplexity']:.3f}"
     ch.text(
         f"{run['model']} ({run['params']:,} parameters) trained for {len(hist)} epoch(s) on the {run['data']} "
-        f"training split; test accuracy {100 * run['test_accuracy']:.2f}% on the held-out split, measured now."
+        f"training split; {outcome} on the held-out split, measured now."
     )
     ch.table(
         ["epoch", "train loss", "train accuracy", "test loss", "test accuracy", "seconds"],
         [(e, h["train_loss"], h["train_accuracy"], h.get("val_loss"), h.get("val_accuracy"), h["seconds"])
          for e, h in zip(epochs, hist)],
     )
-    series = {"train": (epochs, [h["train_accuracy"] for h in hist])}
-    if hist and hist[0].get("val_accuracy") is not None:
-        series["test"] = (epochs, [h["val_accuracy"] for h in hist])
-    ch.figure(line_plot(series, title="Accuracy per epoch", xlabel="epoch", ylabel="accuracy"))
+    series = {name: (epochs, [h[key] for h in hist]) for name, key in
+              (("train", "train_accuracy"), ("test", "val_accuracy"))
+              if hist and all(h.get(key) is not None for h in hist)}
+    if series:
+        ch.figure(line_plot(series, title="Accuracy per epoch", xlabel="epoch", ylabel="accuracy"))
     return ch
 
 
