@@ -4,7 +4,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aicompute.data.base import AicomputeDataset, canonical_split, stratified_split, suggest
+from aicompute.data.base import AicomputeDataset, canonical_split, stratified_split
 from aicompute.data.info import DatasetInfo
 from aicompute.errors import AicomputeError
 
@@ -53,8 +53,3 @@ def test_stratified_split_is_an_exact_per_class_partition(counts, k, seed):
     assert np.array_equal(np.bincount(labels[test], minlength=len(counts)), np.full(len(counts), k))
     again_train, again_test = stratified_split(labels, k, seed)
     assert np.array_equal(train, again_train) and np.array_equal(test, again_test)
-
-
-def test_suggest_close_names_only():
-    assert suggest("minst", ["mnist", "digits"]) == " (did you mean 'mnist'?)"
-    assert suggest("zzz", ["mnist", "digits"]) == ""

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from aicompute.data import (AicomputeDataset, CharDataset, dataset_info, describe_datasets, get_dataset,
-                            get_loader, list_datasets)
+from aicompute.data import (AicomputeDataset, CharDataset, as_loader, dataset_info, describe_datasets,
+                            get_dataset, get_loader, list_datasets)
 from aicompute.errors import AicomputeError
 
 SMALL = {"synthetic": {"shape": (4,), "size": 40}, "chars": {"max_chars": 5000, "block_size": 16}}
@@ -91,5 +91,31 @@ def test_loader_errors():
         get_loader(test, size=4)
     with pytest.raises(AicomputeError, match="batch_size must be a positive integer, got 0"):
         get_loader("synthetic", batch_size=0)
-    with pytest.raises(AicomputeError, match="num_workers must be an integer >= 0, got -1"):
+    with pytest.raises(AicomputeError, match="num_workers must be a non-negative integer, got -1"):
         get_loader("synthetic", num_workers=-1)
+    with pytest.raises(AicomputeError, match="got a DataLoader already"):
+        get_loader(get_loader(test))
+
+
+def test_loader_batches_are_those_of_as_loader():
+    """get_loader is get_dataset + as_loader: the same seed gives the same batches either way."""
+    train = get_dataset("synthetic", seed=4, shape=(3,), size=30)  # the seed also draws synthetic's content
+    ours = [y for _, y in get_loader("synthetic", batch_size=8, seed=4, shape=(3,), size=30)]
+    direct = [y for _, y in as_loader(train, batch_size=8, shuffle=True, seed=4)]
+    assert all(torch.equal(a, b) for a, b in zip(ours, direct, strict=True))
+
+
+def test_loader_iteration_leaves_the_global_generator_alone():
+    torch.manual_seed(5)
+    expected = torch.rand(2)
+    torch.manual_seed(5)
+    for _ in get_loader("synthetic", batch_size=16, shape=(3,), size=40):
+        pass
+    assert torch.equal(torch.rand(2), expected)
+
+
+@pytest.mark.parametrize(("seed", "message"), [(-1, r"seed must be in \[0, 4294967295\]"),
+                                               ("0", "seed must be an integer")])
+def test_every_data_set_checks_its_seed(seed, message):
+    with pytest.raises(AicomputeError, match=message):
+        get_dataset("digits", seed=seed)  # digits ignores the seed, but a bad one is still a mistake

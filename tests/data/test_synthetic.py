@@ -47,14 +47,27 @@ def test_small_sizes_keep_one_test_example():
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"shape": ()}, r"shape must be a non-empty sequence of positive integers such as \(3, 32, 32\), got \(\)"),
-    ({"shape": (3, 0)}, "shape must be"),
+    ({"shape": (3, 0)}, r"every dimension of shape \(3, 0\) must be a positive integer, got 0"),
+    ({"shape": (3, 2.0)}, "every dimension of shape"),
     ({"shape": "3,32,32"}, "shape must be"),
     ({"num_classes": 1}, "num_classes must be an integer >= 2, got 1"),
-    ({"size": 0}, r"size must be a positive integer \(training examples\), got 0"),
-    ({"size": 2.5}, "size must be a positive integer"),
+    ({"size": 0}, r"size \(training examples\) must be a positive integer, got 0"),
+    ({"size": 2.5}, r"size \(training examples\) must be a positive integer, got 2.5"),
 ])
 def test_bad_options_are_user_errors(options, message):
     with pytest.raises(AicomputeError, match=message):
         synthetic.load(**options)
     with pytest.raises(AicomputeError, match=message):
         synthetic.info(**options)
+
+
+@pytest.mark.parametrize(("seed", "message"), [(-1, r"seed must be in \[0, 4294967295\], got -1"),
+                                               (2**32, "seed must be in"), (1.0, "seed must be an integer"),
+                                               (True, "seed must be an integer")])
+def test_seed_is_checked_like_everywhere_else(seed, message):
+    with pytest.raises(AicomputeError, match=message):
+        synthetic.load(seed=seed, shape=(2,), size=4)
+
+
+def test_the_largest_seed_is_accepted():
+    assert len(synthetic.load(seed=2**32 - 1, shape=(2,), size=4)) == 4

@@ -5,10 +5,11 @@ import math
 
 import pytest
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
 from aicompute.data import get_dataset
 from aicompute.errors import AicomputeError
+from aicompute.models.registry import get_model
 from aicompute.train.api import evaluate_checkpoint, train_model
 from aicompute.train.checkpoint import load_checkpoint, save_checkpoint
 from aicompute.train.evaluate import evaluate
@@ -18,7 +19,7 @@ SMALL_MLP = {"hidden": (16,)}
 
 
 def _train(tmp_path, **kw):
-    args = dict(model_kwargs=SMALL_MLP, data_kwargs=SYNTH, epochs=2, batch_size=32, progress=False,
+    args = dict(model_kwargs=SMALL_MLP, data_kwargs=SYNTH, epochs=2, batch_size=32,
                 out=tmp_path / "mlp.pt")
     return train_model("mlp", "synthetic", **{**args, **kw})
 
@@ -59,7 +60,7 @@ def test_max_steps_caps_the_run(tmp_path):
 
 
 def test_learns_digits(tmp_path):
-    result = train_model("mlp", "digits", epochs=3, lr=3e-3, model_kwargs={"hidden": (64,)}, progress=False)
+    result = train_model("mlp", "digits", epochs=3, lr=3e-3, model_kwargs={"hidden": (64,)})
     assert result.test.accuracy > 0.85
     assert result.fit.history[-1].val_loss == pytest.approx(result.test.loss, rel=1e-5)
 
@@ -88,41 +89,114 @@ def test_a_dataset_object_is_evaluated_as_given(tmp_path):
     result = _train(tmp_path)
     test = get_dataset("synthetic", "test", **SYNTH)
     assert evaluate_checkpoint(result.checkpoint, test).loss == pytest.approx(result.test.loss, rel=1e-6)
-    with pytest.raises(AicomputeError, match="cannot read data set"):
-        evaluate_checkpoint(result.checkpoint, TensorDataset(torch.zeros(4, 5), torch.zeros(4, dtype=torch.long)))
+    x, y = test.inputs, test.targets
+    assert evaluate_checkpoint(result.checkpoint, (x, y)).loss == pytest.approx(result.test.loss, rel=1e-6)
+
+
+@pytest.mark.parametrize("data, got", [
+    (TensorDataset(torch.zeros(4, 5), torch.zeros(4, dtype=torch.long)), r"\(5,\) \(float32\)"),
+    ((torch.zeros(4, 8, dtype=torch.float64), torch.zeros(4, dtype=torch.long)), r"\(8,\) \(float64\)"),
+])
+def test_raw_data_of_another_shape_or_dtype_is_refused_up_front(tmp_path, data, got):
+    result = _train(tmp_path)
+    with pytest.raises(AicomputeError, match=rf"trained on 'synthetic' examples of shape \(8,\) \(float32\), but the "
+                                             rf"given data has examples of shape {got}"):
+        evaluate_checkpoint(result.checkpoint, data)
+
+
+class _FailingReads(Dataset):
+    """Examples of the right shape, until the disk fails on the third one."""
+
+    def __len__(self) -> int:
+        return 6
+
+    def __getitem__(self, i: int):
+        if i == 2:
+            raise RuntimeError("disk read failed")
+        return torch.zeros(8), 0
+
+
+def test_errors_while_evaluating_propagate_unchanged(tmp_path):
+    result = _train(tmp_path)
+    with pytest.raises(RuntimeError, match="disk read failed") as caught:
+        evaluate_checkpoint(result.checkpoint, _FailingReads())
+    assert not isinstance(caught.value, AicomputeError)
+
+
+def _zoo_checkpoint(tmp_path, name: str, **kwargs):
+    """A zoo model saved without any data set record (the checks then rely on its arguments)."""
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path / f"{name}.pt", get_model(name, **kwargs), model_name=name, model_kwargs=kwargs)
 
 
 def test_a_checkpoint_without_a_data_set_needs_data(tmp_path):
-    path = save_checkpoint(tmp_path / "p.pt", torch.nn.Linear(8, 3), model_name="torch.nn:Linear",
-                           model_kwargs={"in_features": 8, "out_features": 3})
+    path = _zoo_checkpoint(tmp_path, "perceptron", in_features=8, num_classes=3)
     with pytest.raises(AicomputeError, match="pass data="):
         evaluate_checkpoint(path)
     x, y = torch.randn(10, 8), torch.randint(0, 3, (10,))
     assert evaluate_checkpoint(path, (x, y)).examples == 10
 
 
+def test_a_language_models_vocabulary_and_context_are_checked(tmp_path, monkeypatch):
+    monkeypatch.setenv("AICOMPUTE_CACHE", str(tmp_path / "cache"))
+    chars = get_dataset("chars", "test", max_chars=8000, block_size=8)
+    vocab = chars.info.num_classes
+    small = dict(embed_dim=4, hidden_size=4)
+    wrong_vocab = _zoo_checkpoint(tmp_path, "char-gru", vocab_size=vocab + 1, block_size=8, **small)
+    with pytest.raises(AicomputeError, match=rf"vocab_size={vocab + 1} where the data needs {vocab}"):
+        evaluate_checkpoint(wrong_vocab, chars)
+    short = _zoo_checkpoint(tmp_path, "char-rnn", vocab_size=vocab, block_size=4, **small)
+    with pytest.raises(AicomputeError, match="block_size=4 where the data needs at least 8"):
+        evaluate_checkpoint(short, chars)
+    longer = _zoo_checkpoint(tmp_path, "char-lstm", vocab_size=vocab, block_size=16, **small)
+    assert evaluate_checkpoint(longer, chars).tokens == chars.targets.numel()
+
+
+def flat_linear(num_classes: int) -> torch.nn.Module:
+    """A user's own model for 8-feature data, named ``<this module>:flat_linear``."""
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, num_classes))
+
+
+def test_a_user_factory_checkpoint_evaluates_only_with_allow_import(tmp_path):
+    name = f"{__name__}:flat_linear"
+    result = train_model(name, "synthetic", data_kwargs=SYNTH, out=tmp_path / "user.pt")
+    with pytest.raises(AicomputeError, match="not a zoo model but imported code.*allow_import=True"):
+        evaluate_checkpoint(result.checkpoint)
+    again = evaluate_checkpoint(result.checkpoint, allow_import=True)
+    assert again.loss == pytest.approx(result.test.loss, rel=1e-6) and again.model == name
+
+
+def test_train_model_is_silent_and_leaves_the_callers_random_streams_alone(tmp_path, capfd):
+    torch.manual_seed(3)
+    expected = torch.rand(3)
+    torch.manual_seed(3)
+    _train(tmp_path, out=None, seed=9)
+    assert torch.equal(torch.rand(3), expected)
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
 def test_a_language_model_reports_perplexity(tmp_path, monkeypatch):
     monkeypatch.setenv("AICOMPUTE_CACHE", str(tmp_path / "cache"))
     data = {"max_chars": 8000, "block_size": 8}
-    result = train_model("char-gru", "chars", data_kwargs=data, max_steps=2, progress=False, out=tmp_path / "lm.pt")
+    result = train_model("char-gru", "chars", data_kwargs=data, max_steps=2, out=tmp_path / "lm.pt")
     assert result.test.tokens == result.test.examples * 8
-    assert result.test.perplexity == pytest.approx(math.exp(result.test.loss))
     again = evaluate_checkpoint(tmp_path / "lm.pt")
     assert again.perplexity == pytest.approx(result.test.perplexity, rel=1e-6)
 
 
 def test_a_meta_only_model_is_refused_before_any_work():
     with pytest.raises(AicomputeError, match="too large to train here"):
-        train_model("gpt3-175b", "chars", progress=False)
+        train_model("gpt3-175b", "chars")
 
 
 def test_a_model_that_cannot_read_the_data_is_refused():
     with pytest.raises(AicomputeError, match="reads images.*same kind"):
-        train_model("lenet5", "synthetic", data_kwargs=SYNTH, progress=False)
+        train_model("lenet5", "synthetic", data_kwargs=SYNTH)
 
 
 def test_unknown_names_are_errors():
     with pytest.raises(AicomputeError, match="unknown model 'no-such-net'"):
-        train_model("no-such-net", "synthetic", progress=False)
+        train_model("no-such-net", "synthetic")
     with pytest.raises(AicomputeError):
-        train_model("mlp", "no-such-data", progress=False)
+        train_model("mlp", "no-such-data")

@@ -47,7 +47,7 @@ class Recorder(Callback):
 def test_hooks_run_in_the_documented_order(blobs):
     rec = Recorder()
     x, y = blobs
-    fit(nn.Linear(4, 3), (x[:8], y[:8]), epochs=2, batch_size=4, callbacks=[rec], progress=False)
+    fit(nn.Linear(4, 3), (x[:8], y[:8]), epochs=2, batch_size=4, callbacks=[rec])
     step = ["batch_start", "loss", "after_backward", "step_end"]
     expected = [("fit_start", 0, 0, 0)]
     for epoch in range(2):
@@ -63,7 +63,7 @@ def test_callbacks_are_called_in_the_order_given(blobs):
     order = []
     first = LambdaCallback(on_step_end=lambda s: order.append("first"))
     second = LambdaCallback(on_step_end=lambda s: order.append("second"))
-    fit(nn.Linear(4, 3), blobs, batch_size=256, callbacks=[first, second], progress=False)
+    fit(nn.Linear(4, 3), blobs, batch_size=256, callbacks=[first, second])
     assert order == ["first", "second"]
 
 
@@ -71,7 +71,7 @@ def test_a_callback_sees_the_batch_inputs_and_targets(blobs):
     x, y = blobs
     seen = []
     cb = LambdaCallback(on_loss=lambda s: seen.append((s.inputs.clone(), s.targets.clone(), s.outputs.shape)))
-    fit(nn.Linear(4, 3), (x, y), batch_size=100, callbacks=[cb], progress=False, seed=None)
+    fit(nn.Linear(4, 3), (x, y), batch_size=100, callbacks=[cb], seed=None)
     inputs = torch.cat([i for i, _, _ in seen])
     targets = torch.cat([t for _, t, _ in seen])
     assert [shape for *_, shape in seen] == [(100, 3), (100, 3), (56, 3)]
@@ -92,15 +92,15 @@ def test_an_added_loss_term_is_what_gets_optimised(blobs):
         state.loss = F.mse_loss(state.outputs, soft)  # the hard-label loss is dropped entirely
 
     fit(student, (x[:64], y[:64]), epochs=30, optimizer="sgd", lr=1.0, momentum=0.0, batch_size=64,
-        callbacks=[LambdaCallback(on_loss=distill)], progress=False)
+        callbacks=[LambdaCallback(on_loss=distill)])
     # Regressing a linear teacher with a linear student has the teacher itself as its exact solution.
     assert torch.allclose(student.weight, teacher.weight, atol=1e-5)
     assert torch.allclose(student.bias, teacher.bias, atol=1e-5)
 
 
 def test_an_augmented_loss_is_what_the_history_reports(mlp, blobs):
-    plain = fit(mlp(), blobs, progress=False)
-    shifted = fit(mlp(), blobs, progress=False,
+    plain = fit(mlp(), blobs)
+    shifted = fit(mlp(), blobs,
                   callbacks=[LambdaCallback(on_loss=lambda s: setattr(s, "loss", s.loss + 5.0))])
     # A constant does not change the gradients: same training, loss reported 5 higher.
     assert shifted.history[0].train_loss == pytest.approx(plain.history[0].train_loss + 5.0)
@@ -115,8 +115,7 @@ def test_masking_gradients_freezes_the_masked_weights(mlp, blobs):
     def mask_grad(state):
         state.model[0].weight.grad.mul_(mask)
 
-    fit(model, blobs, epochs=2, optimizer="adam", lr=0.05, callbacks=[LambdaCallback(on_after_backward=mask_grad)],
-        progress=False)
+    fit(model, blobs, epochs=2, optimizer="adam", lr=0.05, callbacks=[LambdaCallback(on_after_backward=mask_grad)])
     after = model[0].weight.detach()
     frozen = mask == 0
     assert torch.equal(after[frozen], before[frozen])
@@ -130,7 +129,7 @@ def test_reapplying_a_pruning_mask_after_each_step_keeps_pruned_weights_zero(mlp
         mask = (weight.detach().abs() > weight.detach().abs().median()).float()
         apply = LambdaCallback(on_fit_start=lambda s: weight.data.mul_(mask),
                                **({"on_step_end": lambda s: weight.data.mul_(mask)} if reapply else {}))
-        fit(model, blobs, epochs=1, lr=0.05, callbacks=[apply], progress=False)
+        fit(model, blobs, epochs=1, lr=0.05, callbacks=[apply])
         return weight.detach()[mask == 0]
 
     assert (run(reapply=True) == 0).all()
@@ -139,7 +138,7 @@ def test_reapplying_a_pruning_mask_after_each_step_keeps_pruned_weights_zero(mlp
 
 def test_setting_stop_during_a_batch_ends_training_after_that_step(blobs):
     cb = LambdaCallback(on_step_end=lambda s: setattr(s, "stop", s.step == 2))
-    result = fit(nn.Linear(4, 3), blobs, blobs, epochs=5, batch_size=16, callbacks=[cb], progress=False)
+    result = fit(nn.Linear(4, 3), blobs, blobs, epochs=5, batch_size=16, callbacks=[cb])
     assert result.steps == 3 and result.stopped_early
     assert len(result.history) == 1 and result.history[0].steps == 3
     assert result.history[0].val_loss is not None  # the cut epoch is still validated
@@ -147,7 +146,7 @@ def test_setting_stop_during_a_batch_ends_training_after_that_step(blobs):
 
 def test_setting_stop_at_epoch_end_ends_training_after_that_epoch(blobs):
     cb = LambdaCallback(on_epoch_end=lambda s, m: setattr(s, "stop", m.epoch == 1))
-    result = fit(nn.Linear(4, 3), blobs, epochs=5, batch_size=128, callbacks=[cb], progress=False)
+    result = fit(nn.Linear(4, 3), blobs, epochs=5, batch_size=128, callbacks=[cb])
     assert [m.epoch for m in result.history] == [0, 1]
     assert result.steps == 4 and result.stopped_early
 
@@ -157,7 +156,7 @@ def test_setting_stop_at_fit_start_trains_nothing(blobs):
     model = nn.Linear(4, 3)
     before = model.weight.detach().clone()
     cbs = [LambdaCallback(on_fit_start=lambda s: setattr(s, "stop", True), on_fit_end=lambda s: ended.append(1))]
-    result = fit(model, blobs, epochs=3, callbacks=cbs, progress=False)
+    result = fit(model, blobs, epochs=3, callbacks=cbs)
     assert result.steps == 0 and result.history == () and ended == [1]
     assert torch.equal(model.weight, before)
 
@@ -227,7 +226,7 @@ def test_early_stopping_in_fit_restores_the_best_weights(blobs):
     stopper = EarlyStopping("train_loss", patience=1, min_delta=1e9, restore_best=True)
     snap = LambdaCallback(on_epoch_end=lambda s, m: snapshots.append(s.model.weight.detach().clone()))
     model = nn.Linear(4, 3)
-    result = fit(model, blobs, epochs=10, lr=0.1, callbacks=[snap, stopper], progress=False)
+    result = fit(model, blobs, epochs=10, lr=0.1, callbacks=[snap, stopper])
     # Epoch 0 sets the best; epoch 1 cannot beat it by 1e9, so training stops there.
     assert len(result.history) == 2 and result.stopped_early and stopper.stopped_epoch == 1
     assert torch.equal(model.weight, snapshots[0]) and not torch.equal(snapshots[0], snapshots[1])
@@ -235,7 +234,7 @@ def test_early_stopping_in_fit_restores_the_best_weights(blobs):
 
 def test_early_stopping_on_val_without_val_data_says_so(blobs):
     with pytest.raises(AicomputeError, match="pass val= to fit"):
-        fit(nn.Linear(4, 3), blobs, epochs=2, callbacks=[EarlyStopping("val_loss")], progress=False)
+        fit(nn.Linear(4, 3), blobs, epochs=2, callbacks=[EarlyStopping("val_loss")])
 
 
 @pytest.mark.parametrize(

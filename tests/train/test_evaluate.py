@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from aicompute.errors import AicomputeError
 from aicompute.train.evaluate import evaluate
+from aicompute.train.metrics import IGNORE_INDEX
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 256])
@@ -107,3 +108,16 @@ def test_an_empty_loader_is_an_error():
 def test_a_non_scalar_loss_is_an_error(blobs):
     with pytest.raises(AicomputeError, match="scalar"):
         evaluate(nn.Linear(4, 3), blobs, loss_fn=lambda o, t: F.cross_entropy(o, t, reduction="none"))
+
+
+def test_a_batch_of_padding_only_does_not_poison_the_loss(lm, tokens):
+    torch.manual_seed(0)
+    model = lm()
+    x, y = tokens
+    y = y.clone()
+    y[32:] = IGNORE_INDEX  # the second batch of 32 has no token to score
+    with torch.no_grad():
+        logits = model(x[:32])
+    result = evaluate(model, (x, y), batch_size=32)
+    assert result.loss == pytest.approx(F.cross_entropy(logits.reshape(-1, 5), y[:32].reshape(-1)).item(), rel=1e-6)
+    assert result.tokens == 32 * x.shape[1] and result.examples == 64

@@ -91,3 +91,25 @@ def test_accuracy_is_undefined_for_regression():
 def test_empty_totals():
     totals = MetricTotals()
     assert math.isnan(totals.loss) and totals.accuracy is None
+
+
+def test_a_batch_with_every_target_ignored_leaves_the_totals_unchanged():
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(2, 4, 3, generator=g)  # (B, T, V)
+    targets = torch.randint(0, 3, (2, 4), generator=g)
+    padding = torch.full((2, 4), IGNORE_INDEX)
+    padding_loss = default_loss(logits, padding).item()
+    assert math.isnan(padding_loss)  # torch's mean over no tokens: 0/0
+    totals = MetricTotals()
+    totals.update(default_loss(logits, targets).item(), logits, targets)
+    totals.update(padding_loss, logits, padding)
+    assert totals.loss == pytest.approx(F.cross_entropy(logits.reshape(-1, 3), targets.reshape(-1)).item())
+    assert totals.predictions == 8 and totals.examples == 4
+    assert totals.accuracy == (logits.argmax(-1) == targets).float().mean().item()
+
+
+def test_only_ignored_targets_give_a_nan_loss_and_no_accuracy():
+    totals = MetricTotals()
+    logits, padding = torch.zeros(3, 2), torch.full((3,), IGNORE_INDEX)
+    totals.update(default_loss(logits, padding).item(), logits, padding)
+    assert math.isnan(totals.loss) and totals.accuracy is None and totals.examples == 3

@@ -51,8 +51,8 @@ def _xy():
     return torch.randn(32, 4), torch.randint(0, 2, (32,))
 
 
-def test_fit_is_silent_without_progress(capfd):
-    fit(torch.nn.Linear(4, 2), _xy(), _xy(), epochs=2, progress=False)
+def test_fit_is_silent_by_default(capfd):
+    fit(torch.nn.Linear(4, 2), _xy(), _xy(), epochs=2)
     captured = capfd.readouterr()
     assert captured.out == "" and captured.err == ""
 

@@ -1,7 +1,12 @@
 import json
 import math
+from pathlib import Path
 
-from aicompute.train.results import METRIC_NAMES, EpochMetrics, EvalResult, FitResult, json_float
+import numpy as np
+import pytest
+import torch
+
+from aicompute.train.results import METRIC_NAMES, EpochMetrics, EvalResult, FitResult, json_safe
 
 
 def _epoch(i: int, val_loss: float | None = 0.5) -> EpochMetrics:
@@ -9,11 +14,24 @@ def _epoch(i: int, val_loss: float | None = 0.5) -> EpochMetrics:
                         val_accuracy=None, steps=4, seconds=0.25)
 
 
-def test_json_float_drops_non_finite_values():
-    assert json_float(None) is None
-    assert json_float(math.nan) is None
-    assert json_float(math.inf) is None
-    assert json_float(2) == 2.0 and isinstance(json_float(2), float)
+def test_json_safe_drops_non_finite_floats_and_lists_tuples():
+    value = {"a": (1, 2.5, math.nan), 3: [math.inf, -math.inf, None, True, "s"], "n": {"t": ((1,), ())}}
+    assert json_safe(value) == {"a": [1, 2.5, None], "3": [None, None, None, True, "s"], "n": {"t": [[1], []]}}
+
+
+def test_json_safe_output_survives_a_strict_json_round_trip():
+    value = {"shape": (3, 4), "loss": math.nan, "np": [np.float32(0.5), np.int64(7), np.bool_(True)],
+             "path": Path("/tmp/x.pt"), "w": torch.zeros(2, 3, dtype=torch.float16)}
+    safe = json_safe(value)
+    assert json.loads(json.dumps(safe, allow_nan=False)) == safe
+    assert safe == {"shape": [3, 4], "loss": None, "np": [0.5, 7, True], "path": "/tmp/x.pt",
+                    "w": {"tensor": [2, 3], "dtype": "float16"}}
+    assert type(safe["np"][1]) is int and type(safe["np"][2]) is bool
+
+
+def test_json_safe_refuses_what_it_cannot_represent():
+    with pytest.raises(TypeError, match="cannot represent a object"):
+        json_safe({"x": object()})
 
 
 def test_fit_result_final_is_the_last_epoch():
@@ -32,6 +50,7 @@ def test_to_dict_is_strict_json_and_round_trips():
     result = FitResult(history=(_epoch(0, val_loss=math.nan),), steps=4, seconds=1.0, stopped_early=False)
     text = json.dumps(result.to_dict(), allow_nan=False)
     back = json.loads(text)
+    assert back["kind"] == "fit" and back["history"][0]["kind"] == "epoch"
     assert back["history"][0]["val_loss"] is None
     assert back["history"][0]["train_loss"] == 1.0
     assert back["steps"] == 4 and back["final"]["train_accuracy"] == 0.5
@@ -41,5 +60,5 @@ def test_eval_result_to_dict_maps_overflowing_perplexity_to_none():
     result = EvalResult(loss=800.0, accuracy=0.1, examples=3, tokens=12, perplexity=math.inf, model="m", data="d")
     d = result.to_dict()
     json.dumps(d, allow_nan=False)
-    assert d == {"loss": 800.0, "accuracy": 0.1, "examples": 3, "tokens": 12, "perplexity": None,
+    assert d == {"kind": "eval", "loss": 800.0, "accuracy": 0.1, "examples": 3, "tokens": 12, "perplexity": None,
                  "seconds": 0.0, "model": "m", "data": "d"}

@@ -13,8 +13,9 @@ synthetic  seeded random tensors of any shape and class count          shape    
 Every data set has a ``"train"`` and a held-out ``"test"`` split (``"val"`` is an alias of ``"test"``), and
 is an :class:`AicomputeDataset`: a ``TensorDataset`` with ``.inputs``, ``.targets``, ``.info`` and
 ``.split``. Options a data set takes (``block_size=`` for chars, ``shape=`` for synthetic, ...) are passed as
-keyword arguments; ``seed`` only matters for data sets with random content (synthetic). Each module's
-docstring states its preprocessing and split.
+keyword arguments; ``seed`` (an integer in [0, 2³² − 1]) only matters for data sets with random content
+(synthetic). Each module's docstring states its preprocessing and split. :func:`get_loader` batches a data
+set through :func:`as_loader` (:mod:`aicompute.data.loader`), the loader ``fit`` and ``evaluate`` use too.
 """
 
 from __future__ import annotations
@@ -23,19 +24,20 @@ import inspect
 from collections.abc import Callable
 from types import ModuleType
 
-import torch
 from torch.utils.data import DataLoader, Dataset
 
+from aicompute.checks import did_you_mean, seed_value
 from aicompute.data import chars, digits, mnist, mnist1d, synthetic
-from aicompute.data.base import SPLITS, AicomputeDataset, canonical_split, suggest
+from aicompute.data.base import SPLITS, AicomputeDataset, canonical_split
 from aicompute.data.chars import CharDataset
 from aicompute.data.info import DatasetInfo
+from aicompute.data.loader import as_loader
 from aicompute.data.vocab import UNK, CharVocab
 from aicompute.errors import AicomputeError
 
 __all__ = [
     "SPLITS", "UNK", "AicomputeDataset", "CharDataset", "CharVocab", "DatasetInfo", "canonical_split",
-    "dataset_info", "describe_datasets", "get_dataset", "get_loader", "list_datasets",
+    "as_loader", "dataset_info", "describe_datasets", "get_dataset", "get_loader", "list_datasets",
 ]
 
 # Each module provides DESCRIPTION, info(**options) -> DatasetInfo and load(split, *, seed, **options).
@@ -60,7 +62,7 @@ def describe_datasets() -> dict[str, str]:
 
 def _module(name: str) -> ModuleType:
     if name not in _DATASETS:
-        raise AicomputeError(f"unknown data set {name!r}{suggest(name, list_datasets())}; "
+        raise AicomputeError(f"unknown data set {name!r}{did_you_mean(name, list_datasets())}; "
                              f"known data sets: {', '.join(list_datasets())}")
     return _DATASETS[name]
 
@@ -81,7 +83,8 @@ def get_dataset(name: str, split: str = "train", *, seed: int = 0, **options) ->
     whose content is random. The tensors returned are the caller's own: changing them affects no other call.
     """
     module = _module(name)
-    canonical_split(split, repr(name))  # fail on the split before any data is read
+    canonical_split(split, repr(name))  # fail on the split and the seed before any data is read
+    seed_value(seed)
     _check_options(name, module.load, options)
     return module.load(split, seed=seed, **options)
 
@@ -109,11 +112,14 @@ def get_loader(
     With a name, ``split`` (default ``"train"``), ``seed`` and ``options`` go to :func:`get_dataset`. With a
     data set object, ``split`` must be left out or match the object's, and ``options`` must be empty.
     ``shuffle`` defaults to ``True`` for the training split only (``False`` for a data set without a
-    ``.split``). The order is drawn from a ``torch.Generator`` seeded with ``seed``, so the same seed gives
-    the same batches on every run.
+    ``.split``). Batching is :func:`~aicompute.data.loader.as_loader`'s: the order is drawn from a
+    ``torch.Generator`` seeded with ``seed``, so the same seed gives the same batches on every run, and
+    iterating never draws from torch's global generator.
     """
     if isinstance(dataset_or_name, str):
         dataset = get_dataset(dataset_or_name, "train" if split is None else split, seed=seed, **options)
+    elif isinstance(dataset_or_name, DataLoader):
+        raise AicomputeError("get_loader got a DataLoader already; pass a data set name or a Dataset")
     else:
         dataset = dataset_or_name
         if options:
@@ -123,12 +129,7 @@ def get_loader(
         if split is not None and own is not None and canonical_split(split) != own:
             raise AicomputeError(f"split={split!r} does not match the given data set's split {own!r}; "
                                  "leave split out when passing a data set object")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise AicomputeError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-        raise AicomputeError(f"num_workers must be an integer >= 0, got {num_workers!r}")
     if shuffle is None:
         shuffle = getattr(dataset, "split", None) == "train"
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-                      drop_last=drop_last, generator=generator)
+    return as_loader(dataset, batch_size=batch_size, shuffle=shuffle, seed=seed, num_workers=num_workers,
+                     drop_last=drop_last, name="the data set")

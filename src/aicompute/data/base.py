@@ -13,8 +13,6 @@ Conventions shared by all data sets:
 
 from __future__ import annotations
 
-import difflib
-
 import numpy as np
 import torch
 from torch.utils.data import TensorDataset
@@ -22,7 +20,7 @@ from torch.utils.data import TensorDataset
 from aicompute.data.info import DatasetInfo
 from aicompute.errors import AicomputeError
 
-__all__ = ["SPLITS", "SPLIT_ALIASES", "AicomputeDataset", "canonical_split", "stratified_split", "suggest"]
+__all__ = ["SPLITS", "SPLIT_ALIASES", "AicomputeDataset", "canonical_split", "stratified_split"]
 
 SPLITS: tuple[str, ...] = ("train", "test")
 """The canonical split names every data set has."""
@@ -89,9 +87,3 @@ def stratified_split(labels: np.ndarray, test_per_class: int, seed: int) -> tupl
     test = np.sort(np.concatenate(test_parts))
     train = np.setdiff1d(np.arange(len(labels)), test)  # sorted, disjoint from test
     return train, test
-
-
-def suggest(name: str, known: list[str]) -> str:
-    """``" (did you mean 'x'?)"`` when ``name`` is close to one of ``known``, else ``""``."""
-    close = difflib.get_close_matches(name, known, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import numbers
 import re
 import sys
 import sysconfig
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aicompute.checks import positive_int
 from aicompute.data.base import AicomputeDataset, canonical_split
 from aicompute.data.info import DatasetInfo
 from aicompute.data.vocab import UNK, CharVocab
@@ -130,9 +130,10 @@ def _corpus(max_chars: int, folder: str) -> tuple[np.ndarray, CharVocab]:
 
 
 def _check_positive(**values: int | None) -> None:
+    """Each value that is not ``None`` must be a positive integer."""
     for name, value in values.items():
-        if value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1):
-            raise AicomputeError(f"chars: {name} must be a positive integer, got {value!r}")
+        if value is not None:
+            positive_int(f"chars: {name}", value)
 
 
 def _check(block_size: int, max_chars: int, stride: int | None) -> None:

@@ -3,7 +3,8 @@
 Inputs are standard-normal float32 ``(N, *shape)``; labels are int64, uniform over ``0..num_classes-1`` and
 independent of the inputs (nothing to learn: accuracy stays at chance). The training split has ``size``
 examples, the test split ``max(1, size // 4)``. Each split draws from its own ``torch.Generator`` seeded
-from ``(seed, split)``, so the same seed gives identical tensors and the two splits differ.
+from ``(seed, split)``, so the same seed gives identical tensors and the two splits differ. ``seed`` must
+be an integer in [0, 2³² − 1], as everywhere in aicompute (:func:`aicompute.checks.seed_value`).
 
 ``kind`` follows the shape: ``"image"`` for 3-D ``(C, H, W)``, ``"signal"`` for 1-D ``(L,)``, ``"tensor"``
 otherwise.
@@ -11,12 +12,12 @@ otherwise.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
+from aicompute.checks import positive_int, seed_value
 from aicompute.data.base import SPLITS, AicomputeDataset, canonical_split
 from aicompute.data.info import DatasetInfo
 from aicompute.errors import AicomputeError
@@ -26,21 +27,17 @@ __all__ = ["DESCRIPTION", "info", "load", "split_size"]
 DESCRIPTION = "seeded random tensors of any shape (default 3×32×32) and class count (default 10)"
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def _check(shape: Sequence[int], num_classes: int, size: int) -> tuple[int, ...]:
     """Validate the options; return ``shape`` as a tuple of ints."""
-    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence) or len(shape) == 0 \
-            or not all(_is_int(d) and d >= 1 for d in shape):
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence) or len(shape) == 0:
         raise AicomputeError(f"synthetic: shape must be a non-empty sequence of positive integers such as "
                              f"(3, 32, 32), got {shape!r}")
-    if not _is_int(num_classes) or num_classes < 2:
+    for dim in shape:
+        positive_int(f"synthetic: every dimension of shape {tuple(shape)}", dim)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise AicomputeError(f"synthetic: num_classes must be an integer >= 2, got {num_classes!r}")
-    if not _is_int(size) or size < 1:
-        raise AicomputeError(f"synthetic: size must be a positive integer (training examples), got {size!r}")
-    return tuple(int(d) for d in shape)
+    positive_int("synthetic: size (training examples)", size)
+    return tuple(shape)
 
 
 def split_size(split: str, size: int) -> int:
@@ -61,11 +58,9 @@ def load(split: str = "train", *, seed: int = 0, shape: Sequence[int] = (3, 32, 
     """Random inputs ``(N, *shape)`` and labels ``(N,)`` for ``split``, drawn from ``seed``."""
     split = canonical_split(split, "'synthetic'")
     meta = info(shape, num_classes, size)
-    if not _is_int(seed):
-        raise AicomputeError(f"synthetic: seed must be an integer, got {seed!r}")
+    seed = seed_value(seed)
     # One independent stream per (seed, split): SeedSequence mixes both into a 64-bit torch seed.
-    stream_seed = int(np.random.SeedSequence([int(seed) % 2**63, SPLITS.index(split)]).generate_state(
-        1, dtype=np.uint64)[0])
+    stream_seed = int(np.random.SeedSequence([seed, SPLITS.index(split)]).generate_state(1, dtype=np.uint64)[0])
     gen = torch.Generator().manual_seed(stream_seed)
     n = split_size(split, size)
     inputs = torch.randn((n, *meta.input_shape), generator=gen, dtype=torch.float32)

@@ -6,8 +6,10 @@ fits it with the test split as validation data, measures it on the test split an
 checkpoint that records the model, its keyword arguments and the data set (name, keyword arguments, seed
 and ``DatasetInfo``), so that ``evaluate_checkpoint("mlp.pt")`` can rebuild both and measure again.
 
-One ``seed`` drives everything: the data sets are built with it, the model is initialised right after
-``seed_everything(seed)``, and ``fit`` shuffles and runs with it — the same call gives the same numbers.
+One ``seed`` drives everything: the data sets are built with it, the model is initialised with every global
+generator seeded by it, and ``fit`` shuffles and runs with it — the same call gives the same numbers. Each
+of these steps runs inside :func:`~aicompute.train.seeding.seeded`, so the caller's random streams are left
+as they were. Neither function prints anything unless ``progress=True``.
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ from typing import Any
 
 from torch import nn
 
-from aicompute.data.info import DatasetInfo
 from aicompute.errors import AicomputeError
-from aicompute.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from aicompute.train.checkpoint import load_checkpoint, save_checkpoint
+from aicompute.train.compat import check_fits, data_info
 from aicompute.train.evaluate import evaluate
 from aicompute.train.loop import fit
 from aicompute.train.optim import OptimizerSpec
-from aicompute.train.results import EvalResult, FitResult, json_float
-from aicompute.train.seeding import seed_everything
+from aicompute.train.results import EvalResult, FitResult, json_safe
+from aicompute.train.seeding import seeded
 
 __all__ = ["TrainResult", "train_model", "evaluate_checkpoint"]
 
@@ -52,34 +54,25 @@ class TrainResult:
     network: nn.Module = field(repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        return json_safe({
             "kind": "train",
             "model": self.model,
             "data": self.data,
-            "model_kwargs": _plain(self.model_kwargs),
-            "data_kwargs": _plain(self.data_kwargs),
+            "model_kwargs": self.model_kwargs,
+            "data_kwargs": self.data_kwargs,
             "params": self.params,
             "epochs": self.epochs,
             "steps": self.fit.steps,
             "seed": self.seed,
             "stopped_early": self.fit.stopped_early,
             "history": [m.to_dict() for m in self.fit.history],
-            "test_loss": json_float(self.test.loss),
-            "test_accuracy": json_float(self.test.accuracy),
-            "test_perplexity": json_float(self.test.perplexity),
+            "test_loss": self.test.loss,
+            "test_accuracy": self.test.accuracy,
+            "test_perplexity": self.test.perplexity,
             "test_examples": self.test.examples,
-            "checkpoint": None if self.checkpoint is None else str(self.checkpoint),
+            "checkpoint": self.checkpoint,
             "seconds": self.seconds,
-        }
-
-
-def _plain(value: Any) -> Any:
-    """Tuples as lists, so the record reads the same after a JSON round trip."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+        })
 
 
 def train_model(
@@ -92,7 +85,7 @@ def train_model(
     batch_size: int = 64,
     optimizer: OptimizerSpec = "adam",
     seed: int = 0,
-    progress: bool = True,
+    progress: bool = False,
     model_kwargs: dict[str, Any] | None = None,
     data_kwargs: dict[str, Any] | None = None,
     max_steps: int | None = None,
@@ -101,7 +94,8 @@ def train_model(
     """Train zoo model (or ``pkg.module:factory``) ``model`` on data set ``data``; see the module docstring.
 
     ``model_kwargs`` override what the data set implies (e.g. ``{"hidden": 32}``); ``data_kwargs`` go to
-    ``get_dataset`` (e.g. ``{"size": 512}`` for ``synthetic``).
+    ``get_dataset`` (e.g. ``{"size": 512}`` for ``synthetic``). ``progress=True`` shows ``fit``'s progress
+    display on stderr.
     """
     from aicompute.data import get_dataset
     from aicompute.models.registry import build_for_dataset, count_params, resolve_model
@@ -114,11 +108,11 @@ def train_model(
             f"model {model!r} is too large to train here (it is only built on the meta device, for sizing); "
             "pick a smaller zoo model"
         )
-    seed_everything(seed)
-    train_set = get_dataset(data, "train", seed=seed, **data_kwargs)
-    test_set = get_dataset(data, "test", seed=seed, **data_kwargs)
-    seed_everything(seed)  # the initial weights depend on the seed only, not on how the data was made
-    network, built_kwargs = build_for_dataset(model, train_set.info, **model_kwargs)
+    with seeded(seed):
+        train_set = get_dataset(data, "train", seed=seed, **data_kwargs)
+        test_set = get_dataset(data, "test", seed=seed, **data_kwargs)
+    with seeded(seed):  # the initial weights depend on the seed only, not on how the data was made
+        network, built_kwargs = build_for_dataset(model, train_set.info, **model_kwargs)
     fitted = fit(
         network, train_set, test_set, epochs=epochs, optimizer=optimizer, lr=lr, batch_size=batch_size,
         seed=seed, progress=progress, max_steps=max_steps, device=device,
@@ -150,22 +144,6 @@ def train_model(
     )
 
 
-def _check_fits(checkpoint: Checkpoint, info: DatasetInfo | None) -> None:
-    """A model/data mismatch (task, input shape or dtype, classes) is an ``AicomputeError``."""
-    trained = checkpoint.dataset_info
-    if trained is None or info is None:
-        return
-    fields = ("task", "input_shape", "input_dtype", "num_classes")
-    differ = [f for f in fields if getattr(trained, f) != getattr(info, f)]
-    if differ:
-        had = ", ".join(f"{f}={getattr(trained, f)!r}" for f in differ)
-        got = ", ".join(f"{f}={getattr(info, f)!r}" for f in differ)
-        raise AicomputeError(
-            f"model {checkpoint.model_name!r} of {str(checkpoint.path)!r} was trained on {trained.name!r} "
-            f"({had}) but data set {info.name!r} has {got}; evaluate it on a data set of the same kind"
-        )
-
-
 def evaluate_checkpoint(
     path: str | Path,
     data: Any = None,
@@ -173,16 +151,21 @@ def evaluate_checkpoint(
     batch_size: int = 256,
     split: str = "test",
     device: str | None = None,
+    allow_import: bool = False,
 ) -> EvalResult:
     """Load the checkpoint at ``path`` and measure its model on ``split`` of ``data``.
 
     ``data=None`` means the data set the checkpoint records (same keyword arguments and seed); a name
     builds that data set (reusing the recorded keyword arguments when it is the same one); a Dataset,
-    DataLoader or ``(inputs, targets)`` pair is used as it is.
+    DataLoader or ``(inputs, targets)`` pair is used as it is. Before evaluating, the model and the data are
+    checked against each other (:func:`aicompute.train.compat.check_fits`: task, input shape and dtype,
+    classes or vocabulary); a mismatch is an ``AicomputeError``, and errors raised while evaluating
+    propagate unchanged. ``allow_import`` is :func:`~aicompute.train.checkpoint.load_checkpoint`'s: a
+    checkpoint of a ``pkg.module:factory`` model loads only with ``allow_import=True``, for trusted files.
     """
     from aicompute.data import get_dataset
 
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(path, allow_import=allow_import)
     record = checkpoint.dataset or {}
     if data is None:
         if not record.get("name"):
@@ -197,13 +180,8 @@ def evaluate_checkpoint(
         data_name, dataset = data, get_dataset(data, split, seed=seed, **kwargs)
     else:
         dataset = data
-        data_name = getattr(getattr(data, "info", None), "name", None)
-    _check_fits(checkpoint, getattr(dataset, "info", None))
-    try:
-        result = evaluate(checkpoint.model, dataset, batch_size=batch_size, device=device)
-    except RuntimeError as e:
-        raise AicomputeError(
-            f"model {checkpoint.model_name!r} of {str(path)!r} cannot read data set {data_name!r}: "
-            f"{str(e).splitlines()[0]}; evaluate it on the kind of data it was trained on"
-        ) from e
+        info = data_info(data)
+        data_name = None if info is None else info.name
+    check_fits(checkpoint, dataset)
+    result = evaluate(checkpoint.model, dataset, batch_size=batch_size, device=device)
     return replace(result, model=checkpoint.model_name, data=data_name)

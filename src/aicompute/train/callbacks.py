@@ -36,6 +36,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from aicompute.checks import non_negative_int
 from aicompute.errors import AicomputeError
 from aicompute.train.results import METRIC_NAMES, EpochMetrics
 
@@ -149,8 +150,7 @@ class EarlyStopping(Callback):
             raise AicomputeError(f"EarlyStopping cannot monitor {monitor!r}; choose one of {', '.join(METRIC_NAMES)}")
         if mode not in ("auto", "min", "max"):
             raise AicomputeError(f"EarlyStopping mode must be 'auto', 'min' or 'max', got {mode!r}")
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise AicomputeError(f"EarlyStopping patience must be an integer >= 0, got {patience!r}")
+        non_negative_int("EarlyStopping patience", patience)
         if not min_delta >= 0:
             raise AicomputeError(f"EarlyStopping min_delta must be >= 0, got {min_delta!r}")
         self.monitor = monitor

@@ -1,4 +1,4 @@
-"""Checkpoints: a model's weights plus what is needed to rebuild it, in a file that cannot run code.
+"""Checkpoints: a model's weights plus what is needed to rebuild it.
 
 A checkpoint is one ``torch.save`` of a dict of plain data and tensors::
 
@@ -11,12 +11,18 @@ A checkpoint is one ``torch.save`` of a dict of plain data and tensors::
 It is written atomically (a temporary file renamed into place), with every tensor moved to the CPU. On
 load, the CRC-32 of every record of the zip container is checked first (``torch.load`` does not, so a
 damaged byte in the weights would load silently), and the file is read **only** with
-``torch.load(..., weights_only=True)``: the unpickler then accepts tensors and plain
-containers and refuses every other object, so a crafted file cannot execute code on load. For the same
-reason ``model_kwargs``, ``metrics``, ``dataset`` and ``extra`` must be plain data (``None``, ``bool``,
-``int``, ``float``, ``str``, tensors, and lists/tuples/dicts with string keys of those); this is checked
-when saving. The model is rebuilt with ``get_model(model_name, **model_kwargs)`` (a zoo name or
-``pkg.module:factory``) and its weights are loaded strictly.
+``torch.load(..., weights_only=True)``: the unpickler then accepts tensors and plain containers and refuses
+every other object, so *reading* a crafted file cannot execute code. For the same reason ``model_kwargs``,
+``metrics``, ``dataset`` and ``extra`` must be plain data (``None``, ``bool``, ``int``, ``float``, ``str``,
+tensors, and lists/tuples/dicts with string keys of those); this is checked when saving.
+
+**Rebuilding the model is where code runs.** The model is rebuilt with
+``get_model(model_name, **model_kwargs)`` and its weights are loaded strictly. A zoo name runs only
+aicompute's own factory, with keyword arguments checked against its signature. A ``pkg.module:factory``
+name would import that module and call that attribute with arguments taken from the file — and a crafted
+file may name anything (``"subprocess:getoutput"`` with ``{"cmd": ...}`` runs a shell command). So
+:func:`load_checkpoint` refuses such a checkpoint, before importing or calling anything, unless the caller
+passes ``allow_import=True`` (CLI: ``--allow-import``), which is safe only for files you trust.
 """
 
 from __future__ import annotations
@@ -36,8 +42,9 @@ import aicompute
 from aicompute.data.info import DatasetInfo
 from aicompute.errors import AicomputeError
 from aicompute.fileio import atomic_write
+from aicompute.train.results import json_safe
 
-__all__ = ["FORMAT", "VERSION", "Checkpoint", "save_checkpoint", "load_checkpoint"]
+__all__ = ["FORMAT", "VERSION", "Checkpoint", "save_checkpoint", "load_checkpoint", "is_imported_model"]
 
 FORMAT = "aicompute-checkpoint"
 VERSION = 1
@@ -74,30 +81,24 @@ class Checkpoint:
             raise AicomputeError(f"checkpoint {str(self.path)!r} has a damaged data set record ({e})") from None
 
     def to_dict(self) -> dict[str, Any]:
-        """The record without the weights, JSON-safe (tuples become lists, tensors their shapes)."""
-        return {
-            "path": str(self.path),
+        """The record without the weights, JSON-safe (:func:`~aicompute.train.results.json_safe`: tuples
+        become lists, tensors their shapes)."""
+        from aicompute.models.registry import count_params  # the zoo imports lazily: only loading needs it
+
+        return json_safe({
+            "kind": "checkpoint",
+            "path": self.path,
             "format": FORMAT,
             "version": self.version,
             "model_name": self.model_name,
-            "model_kwargs": _jsonable(self.model_kwargs),
-            "params": sum(p.numel() for p in self.model.parameters()),
-            "metrics": _jsonable(self.metrics),
-            "dataset": _jsonable(self.dataset),
-            "extra": _jsonable(self.extra),
+            "model_kwargs": self.model_kwargs,
+            "params": count_params(self.model),
+            "metrics": self.metrics,
+            "dataset": self.dataset,
+            "extra": self.extra,
             "aicompute_version": self.aicompute_version,
             "torch_version": self.torch_version,
-        }
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, torch.Tensor):
-        return {"tensor": list(value.shape), "dtype": str(value.dtype).removeprefix("torch.")}
-    return value
+        })
 
 
 def _check_plain(value: Any, where: str) -> None:
@@ -166,7 +167,8 @@ def save_checkpoint(
     """Write ``model``'s weights and the record needed to rebuild it to ``path``, atomically; returns the path.
 
     ``model_name`` and ``model_kwargs`` must rebuild the same architecture through
-    ``get_model(model_name, **model_kwargs)``. ``dataset`` is a name, a ``DatasetInfo``, a data set object
+    ``get_model(model_name, **model_kwargs)``; a ``pkg.module:factory`` name is saved as well, but loading it
+    then needs ``allow_import=True``. ``dataset`` is a name, a ``DatasetInfo``, a data set object
     (its ``.info`` is used) or a dict with a ``"name"`` key (extra keys, such as the data set's keyword
     arguments, are kept).
     """
@@ -290,19 +292,42 @@ def _load_weights(model: nn.Module, state_dict: dict[str, Any], name: str, kwarg
         ) from None
 
 
-def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:
+def is_imported_model(model_name: str) -> bool:
+    """True when ``model_name`` is ``pkg.module:factory``: rebuilding it imports and calls code named by the
+    file (the rule of :func:`aicompute.models.registry.resolve_model`); a zoo name is False."""
+    return ":" in model_name
+
+
+def _check_import_allowed(path: Path, name: str, allow_import: bool) -> None:
+    if allow_import or not is_imported_model(name):
+        return
+    module, _, attr = name.partition(":")
+    raise AicomputeError(
+        f"refusing to rebuild the model of checkpoint {str(path)!r}: its model {name!r} is not a zoo model but "
+        f"imported code — loading it would import {module!r} and call {attr!r} with arguments taken from the "
+        "file, which runs whatever the file names. Pass allow_import=True (CLI: --allow-import) only for a "
+        "checkpoint you trust"
+    )
+
+
+def load_checkpoint(
+    path: str | Path, *, map_location: str | torch.device = "cpu", allow_import: bool = False
+) -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint` and rebuild its model (in eval mode).
 
-    Tensors are loaded onto ``map_location``, and the model is moved there. Every failure — a missing,
-    truncated or foreign file, a file that would run code, a wrong format version, weights that do not
-    fit the model — is an ``AicomputeError`` that says what is wrong and what to do.
+    Tensors are loaded onto ``map_location``, and the model is moved there. A checkpoint whose model is a
+    ``pkg.module:factory`` name is refused unless ``allow_import=True``, before anything is imported or called
+    (see the module docstring: only pass it for files you trust). Every failure — a missing, truncated or
+    foreign file, a file that would run code, a wrong format version, weights that do not fit the model —
+    is an ``AicomputeError`` that says what is wrong and what to do.
     """
-    from aicompute.models.registry import get_model  # the zoo imports lazily: only loading needs it
-
     path = Path(path)
     payload = _read(path, map_location)
     _check_record(path, payload)
     name, kwargs = payload["model_name"], payload["model_kwargs"]
+    _check_import_allowed(path, name, allow_import)
+    from aicompute.models.registry import get_model  # the zoo imports lazily: only loading needs it
+
     try:
         model = get_model(name, **kwargs)
     except AicomputeError as e:

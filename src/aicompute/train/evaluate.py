@@ -1,46 +1,42 @@
 """``evaluate``: loss and accuracy of a model on held-out data.
 
 The model runs in eval mode (dropout off, batch-norm running statistics) under ``torch.no_grad``; the
-train/eval flag of *every* submodule is put back exactly as it was afterwards, so a model with some layers
-deliberately frozen in eval mode keeps them that way. Loss and accuracy follow the conventions of
-:mod:`aicompute.train.metrics` (mean over predictions; per token for language models).
+train/eval flag of *every* submodule is put back exactly as it was afterwards
+(:func:`aicompute.modes.eval_mode`), so a model with some layers deliberately frozen in eval mode keeps them
+that way. Loss and accuracy follow the conventions of :mod:`aicompute.train.metrics` (mean over
+predictions; per token for language models). Data is batched by :func:`aicompute.data.loader.as_loader` in
+its own order, drawing nothing from the global random generators.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import nn
 
+from aicompute.data.loader import as_loader
 from aicompute.errors import AicomputeError
-from aicompute.train.batching import as_loader, resolve_device, split_batch, to_device
-from aicompute.train.metrics import MetricTotals, default_loss, loss_value
+from aicompute.modes import eval_mode
+from aicompute.train.batching import resolve_device, split_batch, to_device
+from aicompute.train.metrics import LossFn, MetricTotals, default_loss, loss_value
 from aicompute.train.results import EvalResult
 
 __all__ = ["evaluate", "measure"]
 
-LossFn = Callable[[Any, torch.Tensor], torch.Tensor]
-
 
 def measure(model: nn.Module, loader: Iterable, loss_fn: LossFn, device: torch.device) -> MetricTotals:
     """Loss/accuracy totals of ``model`` over ``loader``, in eval mode without gradients (mode restored)."""
-    modes = {module: module.training for module in model.modules()}
     totals = MetricTotals()
-    model.eval()
-    try:
-        with torch.no_grad():
-            for batch in loader:
-                inputs, targets = split_batch(batch)
-                inputs, targets = to_device(inputs, device), to_device(targets, device)
-                outputs = model(inputs)
-                totals.update(loss_value(loss_fn(outputs, targets)), outputs, targets)
-    finally:
-        for module, training in modes.items():
-            module.training = training
+    with eval_mode(model), torch.no_grad():
+        for batch in loader:
+            inputs, targets = split_batch(batch)
+            inputs, targets = to_device(inputs, device), to_device(targets, device)
+            outputs = model(inputs)
+            totals.update(loss_value(loss_fn(outputs, targets)), outputs, targets)
     if totals.examples == 0:
         raise AicomputeError("the evaluation data yielded no batches; pass a non-empty data set")
     return totals

@@ -6,10 +6,15 @@ of every epoch the model is put in train mode *before* ``on_epoch_start``, so a 
 it to eval mode (e.g. to freeze batch-norm statistics late in QAT); when ``fit`` returns, every submodule's
 train/eval flag is what it was before the call.
 
-Reproducibility: with an integer ``seed``, ``fit`` seeds every global generator
-(:func:`~aicompute.train.seeding.seed_everything`) and shuffles the training data with its own generator
-seeded by ``seed``, so the same seed, model initialisation and data give bit-identical weights on CPU.
-``seed=None`` leaves the global generators alone and shuffles at random.
+Reproducibility: with an integer ``seed``, ``fit`` runs with every global generator seeded by ``seed`` and
+restores each one's state when it returns (:func:`~aicompute.train.seeding.seeded`), and shuffles the
+training data with its own generator seeded by ``seed``; so the same seed, model initialisation and data
+give bit-identical weights on CPU, and the caller's random streams carry on as if ``fit`` had not run (a
+model built after one ``fit`` is not initialised like one built after another). ``seed=None`` neither seeds
+nor restores: dropout draws from the caller's streams, and the data are shuffled at random.
+
+``fit`` prints nothing unless asked: ``progress=True`` shows a progress bar and one line per epoch on
+stderr (:mod:`aicompute.train.progress`).
 
 A loss that is NaN or infinite stops training *before* the backward pass, with an ``AicomputeError``
 naming the step, so the weights are never overwritten with NaN.
@@ -19,32 +24,26 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from aicompute.checks import positive_int
+from aicompute.data.loader import as_loader
 from aicompute.errors import AicomputeError
-from aicompute.train.batching import as_loader, num_batches, resolve_device, split_batch, to_device
+from aicompute.modes import preserve_modes
+from aicompute.train.batching import num_batches, resolve_device, split_batch, to_device
 from aicompute.train.callbacks import Callback, CallbackList, TrainState
 from aicompute.train.evaluate import measure
-from aicompute.train.metrics import MetricTotals, default_loss, loss_value
+from aicompute.train.metrics import LossFn, MetricTotals, default_loss, loss_value
 from aicompute.train.optim import OptimizerSpec, make_optimizer
 from aicompute.train.progress import FitProgress
 from aicompute.train.results import EpochMetrics, FitResult
-from aicompute.train.seeding import seed_everything
+from aicompute.train.seeding import seeded
 
 __all__ = ["fit"]
-
-LossFn = Callable[[Any, torch.Tensor], torch.Tensor]
-
-
-def _check_count(name: str, value: Any, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise AicomputeError(f"{name} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
 
 
 def fit(
@@ -62,7 +61,7 @@ def fit(
     callbacks: Sequence[Callback] = (),
     device: torch.device | str | None = None,
     seed: int | None = 0,
-    progress: bool = True,
+    progress: bool = False,
     max_steps: int | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train`` for ``epochs`` epochs (at most ``max_steps`` optimizer steps in all).
@@ -73,64 +72,72 @@ def fit(
     ``"adamw"``, ``"sgd"``, a ready ``torch.optim.Optimizer`` or a function ``params -> optimizer`` (see
     :mod:`aicompute.train.optim`). ``loss_fn(outputs, targets)`` defaults to cross-entropy, flattened for
     ``(B, T, V)`` language-model outputs. ``device=None`` trains where the model is; naming a device moves
-    the model there. ``progress=False`` silences the progress display (on stderr).
+    the model there. ``seed`` is an integer in [0, 2³² − 1] or ``None`` (see the module docstring).
+    ``progress=True`` shows a progress display on stderr; by default ``fit`` is silent.
     """
-    _check_count("epochs", epochs)
-    _check_count("max_steps", max_steps, allow_none=True)
+    positive_int("epochs", epochs)
+    if max_steps is not None:
+        positive_int("max_steps", max_steps)
     start = time.perf_counter()
-    if seed is not None:
-        seed_everything(seed)
-    target = resolve_device(model, device)
-    if device is not None:
-        model.to(target)
-    train_loader = as_loader(train, batch_size=batch_size, shuffle=True, seed=seed, name="train")
-    val_loader = None if val is None else as_loader(val, batch_size=batch_size, shuffle=False, name="val")
-    state = TrainState(
-        model=model,
-        optimizer=make_optimizer(optimizer, model, lr=lr, weight_decay=weight_decay, momentum=momentum),
-        epochs=epochs,
-        max_steps=max_steps,
-        device=target,
-    )
-    hooks = CallbackList(callbacks)
-    loss_fn = loss_fn or default_loss
-    modes = {module: module.training for module in model.modules()}
-    cut_short = False
-    try:
-        with FitProgress(enabled=progress, epochs=epochs) as bar:
-            hooks.call("on_fit_start", state)
-            for epoch in range(epochs):
-                if state.stop or (max_steps is not None and state.step >= max_steps):
-                    cut_short = True
-                    break
-                state.epoch = epoch
-                epoch_start = time.perf_counter()
-                bar.start_epoch(epoch, _epoch_total(train_loader, state))
-                totals, steps, cut = _train_epoch(state, train_loader, loss_fn, hooks, bar)
-                cut_short = cut_short or cut
-                val_totals = None if val_loader is None else measure(model, val_loader, loss_fn, target)
-                metrics = EpochMetrics(
-                    epoch=epoch,
-                    train_loss=totals.loss,
-                    train_accuracy=totals.accuracy,
-                    val_loss=None if val_totals is None else val_totals.loss,
-                    val_accuracy=None if val_totals is None else val_totals.accuracy,
-                    steps=steps,
-                    seconds=time.perf_counter() - epoch_start,
-                )
-                state.history.append(metrics)
-                bar.end_epoch(metrics)
-                hooks.call("on_epoch_end", state, metrics)
-            hooks.call("on_fit_end", state)
-    finally:
-        for module, training in modes.items():
-            module.training = training
+    with seeded(seed):
+        target = resolve_device(model, device)
+        if device is not None:
+            model.to(target)
+        train_loader = as_loader(train, batch_size=batch_size, shuffle=True, seed=seed, name="train")
+        val_loader = None if val is None else as_loader(val, batch_size=batch_size, shuffle=False, name="val")
+        state = TrainState(
+            model=model,
+            optimizer=make_optimizer(optimizer, model, lr=lr, weight_decay=weight_decay, momentum=momentum),
+            epochs=epochs,
+            max_steps=max_steps,
+            device=target,
+        )
+        hooks = CallbackList(callbacks)
+        with preserve_modes(model), FitProgress(enabled=progress, epochs=epochs) as bar:
+            cut_short = _run_epochs(state, train_loader, val_loader, loss_fn or default_loss, hooks, bar)
     return FitResult(
         history=tuple(state.history),
         steps=state.step,
         seconds=time.perf_counter() - start,
         stopped_early=cut_short or state.stop,
     )
+
+
+def _run_epochs(
+    state: TrainState,
+    train_loader: Iterable,
+    val_loader: Iterable | None,
+    loss_fn: LossFn,
+    hooks: CallbackList,
+    bar: FitProgress,
+) -> bool:
+    """The epochs of one ``fit``, hooks and validation included; returns whether training was cut short."""
+    cut_short = False
+    hooks.call("on_fit_start", state)
+    for epoch in range(state.epochs):
+        if state.stop or (state.max_steps is not None and state.step >= state.max_steps):
+            cut_short = True
+            break
+        state.epoch = epoch
+        epoch_start = time.perf_counter()
+        bar.start_epoch(epoch, _epoch_total(train_loader, state))
+        totals, steps, cut = _train_epoch(state, train_loader, loss_fn, hooks, bar)
+        cut_short = cut_short or cut
+        val_totals = None if val_loader is None else measure(state.model, val_loader, loss_fn, state.device)
+        metrics = EpochMetrics(
+            epoch=epoch,
+            train_loss=totals.loss,
+            train_accuracy=totals.accuracy,
+            val_loss=None if val_totals is None else val_totals.loss,
+            val_accuracy=None if val_totals is None else val_totals.accuracy,
+            steps=steps,
+            seconds=time.perf_counter() - epoch_start,
+        )
+        state.history.append(metrics)
+        bar.end_epoch(metrics)
+        hooks.call("on_epoch_end", state, metrics)
+    hooks.call("on_fit_end", state)
+    return cut_short
 
 
 def _epoch_total(loader: Iterable, state: TrainState) -> int | None:

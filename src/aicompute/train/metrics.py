@@ -9,7 +9,8 @@ Conventions:
   predictions: they count in neither the loss nor the accuracy.
 * A data set's loss is the mean over *predictions* (examples for classification, tokens for language
   modelling): each batch's mean loss is weighted by its number of predictions, so the total does not
-  depend on the batch size. For a language model it is therefore the per-token cross-entropy in nats,
+  depend on the batch size. A batch with no predictions (every target ignored) has weight 0 and is left
+  out of the loss: its mean over nothing is NaN, which must not turn the total into NaN. For a language model it is therefore the per-token cross-entropy in nats,
   and ``exp(loss)`` is the perplexity.
 * Accuracy is defined when the outputs are ``(..., C)`` scores and the targets integer ids of shape
   ``(...)``: the share of predictions whose arg-max is the target. Otherwise (regression, a custom output)
@@ -19,6 +20,7 @@ Conventions:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -26,9 +28,12 @@ import torch.nn.functional as F
 
 from aicompute.errors import AicomputeError
 
-__all__ = ["IGNORE_INDEX", "default_loss", "loss_value", "is_sequence_output", "MetricTotals"]
+__all__ = ["IGNORE_INDEX", "LossFn", "default_loss", "loss_value", "is_sequence_output", "MetricTotals"]
 
 IGNORE_INDEX = -100
+
+LossFn = Callable[[Any, torch.Tensor], torch.Tensor]
+"""``loss_fn(outputs, targets) -> scalar loss tensor``, as ``fit`` and ``evaluate`` take it."""
 
 
 def is_sequence_output(outputs: Any, targets: Any) -> bool:
@@ -110,12 +115,14 @@ class MetricTotals:
             hits = (outputs.argmax(dim=-1) == targets) & scored
             self.correct += int(hits.sum())
             self.predictions += weight
+        if weight == 0:  # nothing scored: the batch's mean loss is NaN (0/0) and carries no information
+            return
         self._loss_sum += float(loss) * weight
         self._loss_weight += weight
 
     @property
     def loss(self) -> float:
-        """Mean loss per prediction; NaN before any batch."""
+        """Mean loss per prediction; NaN until a batch with at least one prediction was added."""
         return self._loss_sum / self._loss_weight if self._loss_weight else math.nan
 
     @property

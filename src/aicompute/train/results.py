@@ -1,28 +1,55 @@
-"""The records ``fit`` and ``evaluate`` return.
+"""The records ``fit`` and ``evaluate`` return, and :func:`json_safe`, which every record's ``to_dict`` uses.
 
-Every record has ``to_dict()``, which is JSON-safe: plain ``int``/``float``/``str``/``None``/lists/dicts, and
-non-finite floats (a NaN loss, an overflowing perplexity) become ``None`` because JSON has no NaN.
-Accuracies are fractions in [0, 1]; times are in seconds (``seconds``).
+Every record has ``to_dict()``, which is JSON-safe (:func:`json_safe`): plain ``int``/``float``/``str``/
+``bool``/``None``/lists/dicts, with non-finite floats (a NaN loss, an overflowing perplexity) as ``None``
+because JSON has no NaN, and a ``"kind"`` key naming the record (``"epoch"``, ``"fit"``, ``"eval"``; the
+checkpoint and ``train_model`` records use ``"checkpoint"`` and ``"train"``). Accuracies are fractions in
+[0, 1]; times are in seconds (``seconds``).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
+import os
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["EpochMetrics", "FitResult", "EvalResult", "METRIC_NAMES", "json_float"]
+import numpy as np
+import torch
+
+__all__ = ["EpochMetrics", "FitResult", "EvalResult", "METRIC_NAMES", "json_safe"]
 
 METRIC_NAMES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 """The metrics an :class:`EpochMetrics` holds, e.g. for ``EarlyStopping(monitor=...)``."""
 
 
-def json_float(value: float | None) -> float | None:
-    """``value`` as a float, or ``None`` when it is missing or not finite."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
+def json_safe(value: Any) -> Any:
+    """``value`` as data ``json.dumps(..., allow_nan=False)`` writes and reads back unchanged.
+
+    Dicts get string keys and lists/tuples become lists (recursively); a non-finite float becomes ``None``;
+    NumPy scalars and other numbers become ``int``/``float``/``bool``; a tensor becomes its summary
+    ``{"tensor": shape, "dtype": ...}``; a path becomes a string. Anything else is a ``TypeError`` (a bug:
+    records hold plain data).
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):  # a NumPy scalar: its Python equivalent
+        return json_safe(value.item())
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, torch.Tensor):
+        return {"tensor": list(value.shape), "dtype": str(value.dtype).removeprefix("torch.")}
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"json_safe: cannot represent a {type(value).__name__} as JSON")
 
 
 @dataclass(frozen=True)
@@ -45,15 +72,16 @@ class EpochMetrics:
     """Wall time of the epoch, validation included."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        return json_safe({
+            "kind": "epoch",
             "epoch": self.epoch,
-            "train_loss": json_float(self.train_loss),
-            "train_accuracy": json_float(self.train_accuracy),
-            "val_loss": json_float(self.val_loss),
-            "val_accuracy": json_float(self.val_accuracy),
+            "train_loss": self.train_loss,
+            "train_accuracy": self.train_accuracy,
+            "val_loss": self.val_loss,
+            "val_accuracy": self.val_accuracy,
             "steps": self.steps,
             "seconds": self.seconds,
-        }
+        })
 
 
 @dataclass(frozen=True)
@@ -73,14 +101,15 @@ class FitResult:
         return {name: getattr(last, name) if last else None for name in METRIC_NAMES}
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        return json_safe({
+            "kind": "fit",
             "epochs": len(self.history),
             "steps": self.steps,
             "seconds": self.seconds,
             "stopped_early": self.stopped_early,
-            "final": {k: json_float(v) for k, v in self.final.items()},
+            "final": self.final,
             "history": [m.to_dict() for m in self.history],
-        }
+        })
 
 
 @dataclass(frozen=True)
@@ -103,8 +132,4 @@ class EvalResult:
     """The data set's name, when known."""
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = json_float(value) if isinstance(value, float) else value
-        return out
+        return json_safe({"kind": "eval", **{f.name: getattr(self, f.name) for f in fields(self)}})

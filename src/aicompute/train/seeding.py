@@ -8,14 +8,18 @@ different thread count may split a reduction differently.
 
 How it is kept:
 
-* :func:`seed_everything` seeds every global generator a training run draws from — Python's ``random``,
-  NumPy's legacy global generator, and torch's CPU (and, when present, CUDA) generators — so weight
-  initialisation, dropout and random augmentation repeat;
+* :func:`seeded` seeds every global generator a training run draws from — Python's ``random``, NumPy's
+  legacy global generator, and torch's CPU (and, when present, CUDA) generators — for the length of a
+  block, so weight initialisation, dropout and random augmentation repeat; on exit it puts every one of
+  them back as it was. ``fit`` and ``train_model`` run inside it, so they leave the caller's random
+  streams where they were: two models built after two seeded fits still get different initial weights;
+* :func:`seed_everything` seeds the same generators for good — for a script's own set-up;
 * data order never depends on the global generators: shuffling draws from its own ``torch.Generator``
-  made by :func:`make_generator`, so a callback that consumes random numbers does not change which examples
-  form a batch.
+  made by :func:`make_generator` (see :mod:`aicompute.data.loader`), so a callback that consumes random
+  numbers does not change which examples form a batch.
 
-On GPUs, some kernels (atomics in scatter/index_add, cuDNN algorithm search) are not deterministic;
+Seeds are integers in [0, 2³² − 1] (:data:`aicompute.checks.MAX_SEED`, the range NumPy's global generator
+takes). On GPUs, some kernels (atomics in scatter/index_add, cuDNN algorithm search) are not deterministic;
 ``seed_everything(seed, deterministic=True)`` asks torch for deterministic algorithms. That switch is
 process-wide, so it is only flipped when asked for, and it makes a non-deterministic kernel raise instead
 of running.
@@ -23,25 +27,17 @@ of running.
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 
-from aicompute.errors import AicomputeError
+from aicompute.checks import seed_value
+from aicompute.data.loader import make_generator
 
-__all__ = ["seed_everything", "make_generator", "MAX_SEED"]
-
-MAX_SEED = 2**32 - 1
-"""Largest accepted seed: NumPy's legacy generator takes seeds in ``[0, 2**32)``."""
-
-
-def _check_seed(seed: int) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise AicomputeError(f"seed must be an integer, got {seed!r} ({type(seed).__name__})")
-    if not 0 <= seed <= MAX_SEED:
-        raise AicomputeError(f"seed must be in [0, {MAX_SEED}], got {seed}")
-    return seed
+__all__ = ["seed_everything", "seeded", "make_generator"]
 
 
 def seed_everything(seed: int, *, deterministic: bool = False) -> int:
@@ -50,7 +46,7 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> int:
     ``deterministic=True`` also calls ``torch.use_deterministic_algorithms(True)`` and turns off cuDNN
     benchmarking — both process-wide — for bit-identical results on GPUs. Returns ``seed``.
     """
-    seed = _check_seed(seed)
+    seed = seed_value(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
@@ -60,11 +56,24 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> int:
     return seed
 
 
-def make_generator(seed: int | None) -> torch.Generator:
-    """A CPU ``torch.Generator`` for data order: seeded with ``seed``, or from OS entropy when ``None``."""
-    generator = torch.Generator()
+@contextlib.contextmanager
+def seeded(seed: int | None) -> Iterator[None]:
+    """Run the block with every global generator seeded by ``seed``, then restore each one's state.
+
+    Restored on any exit, exception included: Python's ``random``, NumPy's global generator, torch's CPU
+    generator and every CUDA device's. ``seed=None`` does nothing: the block draws from (and advances) the
+    caller's streams.
+    """
     if seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(_check_seed(seed))
-    return generator
+        yield
+        return
+    seed = seed_value(seed)
+    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=cuda_devices, device_type="cuda"):
+        try:
+            seed_everything(seed)
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
