@@ -88,6 +88,24 @@ def test_command_and_flag_set_is_pinned():
         "models": ["--json"],
         "train": sorted(["--data", "-d", "--epochs", "-e", "--out", "-o", "--lr", "--batch-size", "--optimizer",
                          "--seed", "--max-steps", "--json"]),
-        "eval": sorted(["--data", "-d", "--batch-size", "--json"]),
+        "eval": sorted(["--data", "-d", "--batch-size", "--allow-import", "--json"]),
         "demo": sorted(["--out", "-o", "--json"]),
     }
+
+
+def small_net(num_classes: int = 10) -> "torch.nn.Module":
+    import torch
+
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, num_classes))
+
+
+def test_checkpoint_of_imported_code_needs_allow_import(capsys, tmp_path):
+    ckpt = tmp_path / "own.pt"
+    code, _, err = run(capsys, "train", f"{__name__}:small_net", "--data", "digits", "--max-steps", "2",
+                       "--out", str(ckpt), "--json")
+    assert code == 0, err
+    code, _, err = run(capsys, "eval", str(ckpt))
+    assert code == 2 and "--allow-import" in err
+    code, out, err = run(capsys, "eval", str(ckpt), "--allow-import", "--json")
+    assert code == 0, err
+    assert json.loads(out)["examples"] == 360

@@ -32,3 +32,10 @@ def test_zoo_table_params_equal_a_real_build_for_small_models():
     table = {r.name: r.params for r in zoo_table().rows}
     for name in ("perceptron", "mlp", "lenet5"):
         assert table[name] == count_params(get_model(name))
+
+
+def test_every_zoo_model_builds_on_meta_without_weight_memory():
+    for spec in list_models():
+        model = get_model(spec.name, device="meta")
+        tensors = list(model.parameters()) + list(model.buffers())
+        assert tensors and all(t.is_meta for t in tensors), spec.name

@@ -50,17 +50,21 @@ def evaluate(
     checkpoint: Path = typer.Argument(..., help="A checkpoint written by `aicompute train --out`."),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="Data set (default: the checkpoint's own)."),
     batch_size: int = typer.Option(256, "--batch-size", min=1),
+    allow_import: bool = typer.Option(
+        False, "--allow-import",
+        help="Let a checkpoint of a pkg.module:factory model import and call that code (trusted files only).",
+    ),
     json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Evaluate a checkpoint on the test split of a data set."""
     from aicompute.train import evaluate_checkpoint
 
-    record = evaluate_checkpoint(checkpoint, data, batch_size=batch_size).to_dict()
+    record = evaluate_checkpoint(checkpoint, data, batch_size=batch_size, allow_import=allow_import).to_dict()
     if json:
         print_json(record)
         return
     print_table(f"evaluation of {checkpoint}", ["metric", "value"],
-                [(k, v) for k, v in record.items() if not isinstance(v, (dict, list))])
+                [(k, v) for k, v in record.items() if k != "kind" and not isinstance(v, (dict, list))])
 
 
 def _summary(record: dict) -> str:
