@@ -86,7 +86,7 @@ def test_command_and_flag_set_is_pinned():
     }
     assert flags == {
         "models": ["--json"],
-        "train": sorted(["--data", "-d", "--epochs", "-e", "--out", "-o", "--lr", "--batch-size", "--optimizer",
+        "train": sorted(["--data", "-d", "--epochs", "-e", "--out", "-o", "--lr", "--weight-decay", "--batch-size", "--optimizer",
                          "--seed", "--max-steps", "--json"]),
         "eval": sorted(["--data", "-d", "--batch-size", "--allow-import", "--json"]),
         "demo": sorted(["--out", "-o", "--json"]),

@@ -200,3 +200,15 @@ def test_unknown_names_are_errors():
         train_model("no-such-net", "synthetic")
     with pytest.raises(AicomputeError):
         train_model("mlp", "no-such-data")
+
+
+def test_weight_decay_reaches_the_optimizer():
+    """One SGD step adds −lr·wd·w₀ to the update, so the change from wd = 0 is linear in wd."""
+    runs = {
+        wd: train_model("perceptron", "digits", optimizer="sgd", lr=0.1, weight_decay=wd, max_steps=1, seed=3)
+        for wd in (0.0, 0.25, 0.5)
+    }
+    w = {wd: r.network.state_dict()["fc.weight"] for wd, r in runs.items()}
+    d_half, d_quarter = w[0.5] - w[0.0], w[0.25] - w[0.0]
+    assert d_quarter.abs().max() > 1e-4
+    torch.testing.assert_close(d_half, 2 * d_quarter, rtol=1e-4, atol=1e-7)

@@ -16,6 +16,7 @@ def train(
     epochs: int = typer.Option(1, "--epochs", "-e", min=1, help="Passes over the training split."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the checkpoint here."),
     lr: float = typer.Option(1e-3, "--lr", help="Learning rate."),
+    weight_decay: float = typer.Option(0.0, "--weight-decay", min=0.0, help="Weight decay (decoupled for adamw)."),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
     optimizer: str = typer.Option("adam", "--optimizer", help="adam, adamw or sgd."),
     seed: int = typer.Option(0, "--seed", help="Same seed, same CPU result."),
@@ -26,7 +27,8 @@ def train(
     from aicompute.train import train_model
 
     result = train_model(
-        model, data, epochs=epochs, out=out, lr=lr, batch_size=batch_size, optimizer=optimizer,
+        model, data, epochs=epochs, out=out, lr=lr, weight_decay=weight_decay, batch_size=batch_size,
+        optimizer=optimizer,
         seed=seed, progress=not json, max_steps=max_steps,
     )
     record = result.to_dict()

@@ -82,6 +82,7 @@ def train_model(
     epochs: int = 1,
     out: str | Path | None = None,
     lr: float = 1e-3,
+    weight_decay: float = 0.0,
     batch_size: int = 64,
     optimizer: OptimizerSpec = "adam",
     seed: int = 0,
@@ -114,7 +115,8 @@ def train_model(
     with seeded(seed):  # the initial weights depend on the seed only, not on how the data was made
         network, built_kwargs = build_for_dataset(model, train_set.info, **model_kwargs)
     fitted = fit(
-        network, train_set, test_set, epochs=epochs, optimizer=optimizer, lr=lr, batch_size=batch_size,
+        network, train_set, test_set, epochs=epochs, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+        batch_size=batch_size,
         seed=seed, progress=progress, max_steps=max_steps, device=device,
     )
     test = replace(evaluate(network, test_set), model=model, data=data)
