@@ -17,6 +17,7 @@ def test_table_escapes_cells():
     assert "<script>" not in html
     assert "&lt;script&gt;" in html and "t&amp;c" in html
     assert html.count("<tr>") == 2
+    assert '<td>&lt;script&gt;</td><td class=num>1</td>' in html  # text left, numbers right
 
 
 def test_report_is_self_contained_with_toc(tmp_path):

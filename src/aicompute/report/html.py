@@ -59,11 +59,15 @@ def fmt(value: Any) -> str:
 
 def table_html(columns: Sequence[str], rows: Iterable[Sequence[Any]], caption: str = "") -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in row) + "</tr>" for row in rows
-    )
+    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
     cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value: Any) -> str:
+    """Numbers align right, text left."""
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return f"<td{' class=num' if numeric else ''}>{html.escape(fmt(value))}</td>"
 
 
 def png_html(png: bytes, caption: str = "") -> str:
@@ -76,8 +80,7 @@ _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{border-bottom:2px solid #444}h2{margin-top:2em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:1em 0;font-size:.9em}caption{text-align:left;font-weight:600;padding:.3em 0}
-th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f2f2f2}
-td:first-child,th:first-child{text-align:left}figure{margin:1em 0}img{max-width:100%}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}th{background:#f2f2f2}td.num{text-align:right}figure{margin:1em 0}img{max-width:100%}
 figcaption{font-size:.85em;color:#555}nav li{margin:.2em 0}.meta{color:#666;font-size:.85em}
 """
 
