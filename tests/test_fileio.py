@@ -2,6 +2,8 @@ import os
 
 import pytest
 
+from aicompute import AicomputeError
+
 from aicompute.fileio import atomic_write, atomic_write_bytes, atomic_write_text, cache_dir
 
 
@@ -41,3 +43,12 @@ def test_written_file_has_the_permissions_of_an_ordinary_file(tmp_path):
     plain = tmp_path / "plain.txt"
     plain.write_text("x")  # open() applies the process umask
     assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+
+
+def test_unwritable_targets_are_user_errors(tmp_path):
+    with pytest.raises(AicomputeError, match="it is a folder"):
+        atomic_write_text(tmp_path, "x")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(AicomputeError, match="cannot write .*writable folder"):
+        atomic_write_text(blocker / "child.txt", "x")

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from aicompute.errors import AicomputeError
+
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "cache_dir"]
 
 
@@ -29,11 +31,17 @@ _UMASK = _read_umask()
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
     """Call ``write(f)`` on a temporary file beside ``path``, then rename it to ``path``.
 
-    If ``write`` raises, the temporary file is removed and ``path`` is left as it was.
+    If ``write`` raises, the temporary file is removed and ``path`` is left as it was. A path that is a
+    folder, or whose folder cannot be created or written, is an ``AicomputeError``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise AicomputeError(f"cannot write {str(path)!r}: it is a folder; pass a file path inside it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise AicomputeError(f"cannot write {str(path)!r}: {e.strerror or e}; pass a path in a writable folder") from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

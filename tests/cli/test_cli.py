@@ -53,6 +53,7 @@ def test_train_table_output(capsys):
         (["train", "mlp", "--data", "no_such_data"], "no_such_data"),
         (["train", "lenet5", "--data", "chars", "--max-steps", "1"], "data set 'chars'"),
         (["eval", "/no/such/file.pt"], "no/such/file.pt"),
+        (["train", "mlp", "--data", "digits", "--out", "/"], "is a folder"),
     ],
 )
 def test_user_mistakes_are_one_error_line(capsys, argv, message):

@@ -102,6 +102,10 @@ def train_model(
     from aicompute.models.registry import build_for_dataset, count_params, resolve_model
 
     start = time.perf_counter()
+    if out is not None and Path(out).is_dir():  # fail before training, not after
+        raise AicomputeError(
+            f"out {str(out)!r} is a folder; pass the checkpoint's file path, e.g. {str(Path(out) / 'model.pt')!r}"
+        )
     model_kwargs, data_kwargs = dict(model_kwargs or {}), dict(data_kwargs or {})
     _, spec = resolve_model(model)
     if spec is not None and spec.meta_only:
