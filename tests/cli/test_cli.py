@@ -110,3 +110,20 @@ def test_checkpoint_of_imported_code_needs_allow_import(capsys, tmp_path):
     code, out, err = run(capsys, "eval", str(ckpt), "--allow-import", "--json")
     assert code == 0, err
     assert json.loads(out)["examples"] == 360
+
+
+def test_demo_writes_report_and_records(capsys, tmp_path, monkeypatch):
+    from aicompute.demo import tour
+    from aicompute.demo.foundation import perceptron_lesson
+    from aicompute.report.foundation import perceptron_chapter
+
+    fast = [tour.Step("perceptron", "perceptron", lambda: perceptron_lesson(epochs=5), perceptron_chapter)]
+    monkeypatch.setattr(tour, "default_steps", lambda: fast)
+    code, out, err = run(capsys, "demo", "--out", str(tmp_path / "d"), "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["records"] == ["perceptron"]
+    assert (tmp_path / "d" / "report.html").read_text().count("XOR") >= 1
+    assert json.loads((tmp_path / "d" / "perceptron.json").read_text())["kind"] == "perceptron-lesson"
+    code, out, _ = run(capsys, "demo", "--out", str(tmp_path / "e"))
+    assert code == 0 and "report.html" in out
