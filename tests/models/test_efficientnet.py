@@ -3,18 +3,11 @@
 import pytest
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from aicompute.errors import AicomputeError
 from aicompute.models import count_params, get_model, model_spec
 from aicompute.models.efficientnet import efficientnet, scale_stages
 from aicompute.nn.light_blocks import MBConv
-
-
-def meta_macs(model: nn.Module, size: int) -> int:
-    with FlopCounterMode(display=False) as counter:
-        model(torch.empty(1, 3, size, size, device="meta"))
-    return counter.get_total_flops() // 2
 
 
 @pytest.mark.parametrize(
@@ -24,11 +17,11 @@ def meta_macs(model: nn.Module, size: int) -> int:
         ("efficientnet_b4", 19_341_616, 380, 4.394),
     ],
 )
-def test_param_count_and_macs_match_torchvision(name, params, size, gmacs):
+def test_param_count_and_macs_match_torchvision(name, params, size, gmacs, meta_macs):
     model = get_model(name, device="meta")
     assert count_params(model) == params
     assert model_spec(name).input_shape == (3, size, size)
-    assert round(meta_macs(model, size) / 1e9, 3) == gmacs
+    assert round(meta_macs(model, (1, 3, size, size)) / 1e9, 3) == gmacs
 
 
 def test_b4_compound_scaling_by_hand():
@@ -66,14 +59,8 @@ def test_stochastic_depth_grows_linearly_and_se_squeezes_the_block_input():
 
 
 @pytest.mark.parametrize(("in_channels", "size"), [(1, 32), (3, 64)])
-def test_b0_forward_and_backward_on_small_inputs(in_channels, size):
-    torch.manual_seed(0)
-    model = get_model("efficientnet_b0", num_classes=10, in_channels=in_channels, image_size=size)
-    x = torch.randn(2, in_channels, size, size)
-    out = model(x)
-    assert out.shape == (2, 10) and torch.isfinite(out).all()
-    out.square().mean().backward()
-    assert all(p.grad is not None for p in model.parameters())
+def test_b0_forward_and_backward_on_small_inputs(in_channels, size, check_trains_on_small_images):
+    model, x = check_trains_on_small_images("efficientnet_b0", in_channels, size)
     model.eval()
     torch.testing.assert_close(model(x), model(x))  # no stochastic depth or dropout in eval mode
 

@@ -3,7 +3,6 @@
 import pytest
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from aicompute.data.info import DatasetInfo
 from aicompute.errors import AicomputeError
@@ -11,13 +10,7 @@ from aicompute.models import build_for_dataset, count_params, get_model, model_s
 from aicompute.nn.light_blocks import InvertedResidual
 
 
-def meta_macs(model: nn.Module, shape: tuple[int, ...]) -> int:
-    with FlopCounterMode(display=False) as counter:
-        model(torch.empty(shape, device="meta"))
-    return counter.get_total_flops() // 2
-
-
-def test_param_count_and_macs_match_torchvision():
+def test_param_count_and_macs_match_torchvision(meta_macs):
     model = get_model("mobilenet_v2", device="meta")
     assert count_params(model) == 3_504_872  # torchvision MobileNet_V2_Weights meta["num_params"]
     assert round(meta_macs(model, (1, 3, 224, 224)) / 1e9, 3) == 0.301  # torchvision "_ops" (GMACs)
@@ -52,15 +45,8 @@ def test_width_multiplier_rounds_to_eight_and_keeps_1280_head_below_one(width, s
 
 
 @pytest.mark.parametrize(("in_channels", "size"), [(1, 32), (3, 64), (3, (40, 24))])
-def test_forward_and_backward_on_small_inputs(in_channels, size):
-    torch.manual_seed(0)
-    model = get_model("mobilenet_v2", num_classes=10, in_channels=in_channels, image_size=size)
-    h, w = (size, size) if isinstance(size, int) else size
-    x = torch.randn(2, in_channels, h, w)
-    out = model(x)
-    assert out.shape == (2, 10) and torch.isfinite(out).all()
-    out.square().mean().backward()
-    assert all(p.grad is not None for p in model.parameters())
+def test_forward_and_backward_on_small_inputs(in_channels, size, check_trains_on_small_images):
+    model, x = check_trains_on_small_images("mobilenet_v2", in_channels, size)
     model.eval()
     torch.testing.assert_close(model(x), model(x))  # deterministic in eval mode
 

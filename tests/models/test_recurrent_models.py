@@ -190,35 +190,21 @@ def test_char_lm_shapes_and_stepwise_equivalence(cell):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_char_lm_overfits_a_fixed_sequence(cell):
+def test_char_lm_overfits_a_fixed_sequence(cell, next_token_losses):
     torch.manual_seed(0)
     tokens, vocab = _toy_tokens()
     model = get_model(f"char-{cell}", vocab_size=vocab, embed_dim=16, hidden_size=32)
-    opt = torch.optim.Adam(model.parameters(), lr=0.02)
-    x, y = tokens[:, :-1], tokens[:, 1:]
-    losses = []
-    for _ in range(40):
-        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = next_token_losses(model, tokens, torch.optim.Adam(model.parameters(), lr=0.02), 40)
     assert losses[0] > 2.0  # about ln(vocab) at the start
     assert losses[-1] < 0.1 * losses[0], losses
 
 
-def test_char_lm_generation_length_and_determinism():
+def test_char_lm_generation_length_and_determinism(check_seeded_generation):
     torch.manual_seed(0)
     model = get_model("char-lstm", vocab_size=13, embed_dim=8, hidden_size=16)
     prompt = torch.randint(0, 13, (2, 4))
-    a = model.generate(prompt, 20, generator=torch.Generator().manual_seed(7))
-    b = model.generate(prompt, 20, generator=torch.Generator().manual_seed(7))
-    c = model.generate(prompt, 20, generator=torch.Generator().manual_seed(8))
+    a = check_seeded_generation(model, prompt, 20, 13, seeds=(7, 8))
     assert a.shape == (2, 24)
-    assert torch.equal(a[:, :4], prompt)
-    assert torch.equal(a, b)
-    assert not torch.equal(a, c)
-    assert int(a.min()) >= 0 and int(a.max()) < 13
     assert model.generate(prompt, 0).shape == (2, 4)
 
 
@@ -255,19 +241,11 @@ def test_char_lm_token_ids_must_lie_in_the_vocabulary():
         model.generate(torch.tensor([[9]]), 2)
 
 
-def test_char_lm_registry_entries_and_dataset_fit():
+def test_char_lm_registry_entries_and_dataset_fit(chars_info):
     for cell in CELLS:
         spec = model_spec(f"char-{cell}")
         assert (spec.family, spec.input_shape, spec.input_dtype) == ("lm", (64,), "int64")
-    info = DatasetInfo(
-        name="chars",
-        task="language-modeling",
-        input_shape=(32,),
-        num_classes=70,
-        input_dtype="int64",
-        kind="tokens",
-    )
-    model, kwargs = build_for_dataset("char-lstm", info, hidden_size=16)
+    model, kwargs = build_for_dataset("char-lstm", chars_info, hidden_size=16)
     assert isinstance(model, CharLM) and model.block_size == 32
     assert kwargs == {"vocab_size": 70, "block_size": 32, "hidden_size": 16}
     assert model(torch.randint(0, 70, (2, 32))).shape == (2, 32, 70)

@@ -2,9 +2,10 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from aicompute import AicomputeError
-from aicompute.models.sampling import check_max_new_tokens, check_token_ids, sample_next_token
+from aicompute.models.sampling import check_max_new_tokens, check_token_ids, generate_tokens, sample_next_token
 
 
 def test_sample_next_token_top_k_and_temperature():
@@ -40,3 +41,31 @@ def test_token_ids_must_lie_in_the_vocabulary():
         check_token_ids(torch.tensor([[0, -2]]), "m", vocab_size=5)
     # on meta there are no values: only shape and dtype are checked
     check_token_ids(torch.full((1, 2), 99, dtype=torch.long, device="meta"), "m", vocab_size=5)
+
+
+def test_generate_tokens_feeds_each_new_token_to_the_step_once():
+    vocab = 7
+    model = nn.Dropout(0.5).train()
+    seen = []
+
+    def step(new_ids, carry):
+        # a "model" that always predicts (last id + 1) mod V; the carry counts the calls
+        seen.append((new_ids.tolist(), carry, model.training, torch.is_grad_enabled()))
+        logits = torch.nn.functional.one_hot((new_ids[:, -1] + 1) % vocab, vocab).float()  # (B, V)
+        return logits, (carry or 0) + 1
+
+    prompt = torch.tensor([[0, 4], [2, 6]])
+    out = generate_tokens(model, prompt, 3, step, who="toy", vocab_size=vocab, temperature=0)
+    assert out.tolist() == [[0, 4, 5, 6, 0], [2, 6, 0, 1, 2]]  # the prompt, then counting on mod 7
+    assert seen == [
+        ([[0, 4], [2, 6]], None, False, False),  # the whole prompt first, with no carry, in eval, no grad
+        ([[5], [0]], 1, False, False),  # then each sampled token alone, with what the step returned
+        ([[6], [1]], 2, False, False),
+    ]
+    assert model.training  # the mode is restored
+    assert generate_tokens(model, prompt, 0, step, who="toy", vocab_size=vocab).tolist() == prompt.tolist()
+    assert len(seen) == 3  # no step for zero new tokens
+    with pytest.raises(AicomputeError, match="toy got token id 7"):
+        generate_tokens(model, torch.tensor([[7]]), 1, step, who="toy", vocab_size=vocab)
+    with pytest.raises(AicomputeError, match="toy needs a prompt of at least one token"):
+        generate_tokens(model, torch.zeros(1, 0, dtype=torch.long), 1, step, who="toy", vocab_size=vocab)

@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from aicompute.data.info import DatasetInfo
 from aicompute.errors import AicomputeError
 from aicompute.models import build_for_dataset, count_params, example_input, get_model, model_spec
 from aicompute.models.transformer import GPT, GPTConfig
@@ -232,21 +231,13 @@ def test_token_id_outside_the_vocabulary_is_a_user_error():
         model(torch.tensor([[-1, 0]]))
 
 
-def test_tiny_gpt_overfits_a_fixed_sequence():
+def test_tiny_gpt_overfits_a_fixed_sequence(next_token_losses):
     torch.manual_seed(0)
     text = "attention is all you need, attention is all. "
     vocab = sorted(set(text))
     tokens = torch.tensor([[vocab.index(ch) for ch in text]])
     model = get_model("transformer", vocab_size=len(vocab), block_size=64, n_layer=1, n_head=2, n_embd=32)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    x, y = tokens[:, :-1], tokens[:, 1:]
-    losses = []
-    for _ in range(30):
-        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = next_token_losses(model, tokens, torch.optim.AdamW(model.parameters(), lr=1e-2), 30)
     assert losses[0] > 2.0  # about ln(vocab) at the start
     assert losses[-1] < 0.1 * losses[0], losses
 
@@ -254,17 +245,12 @@ def test_tiny_gpt_overfits_a_fixed_sequence():
 # ------------------------------------------------------------------------------------------------ generation
 
 
-def test_generation_length_and_determinism_under_a_seeded_generator():
+def test_generation_length_and_determinism_under_a_seeded_generator(check_seeded_generation):
     torch.manual_seed(0)
     model = get_model("transformer", **TINY)
     prompt = torch.randint(0, 17, (2, 3))
-    a = model.generate(prompt, 15, generator=torch.Generator().manual_seed(3))  # runs past block_size 12
-    b = model.generate(prompt, 15, generator=torch.Generator().manual_seed(3))
-    c = model.generate(prompt, 15, generator=torch.Generator().manual_seed(4))
+    a = check_seeded_generation(model, prompt, 15, 17, seeds=(3, 4))  # runs past block_size 12
     assert a.shape == (2, 18)
-    assert torch.equal(a[:, :3], prompt)
-    assert torch.equal(a, b) and not torch.equal(a, c)
-    assert int(a.min()) >= 0 and int(a.max()) < 17
 
 
 def test_greedy_generation_matches_a_cropped_recompute():
@@ -308,21 +294,13 @@ def test_config_presets_and_validation():
         GPTConfig(n_layer=0)
 
 
-def test_registry_entries_and_dataset_fit():
+def test_registry_entries_and_dataset_fit(chars_info):
     spec = model_spec("transformer")
     assert (spec.family, spec.input_shape, spec.input_dtype, spec.meta_only) == ("lm", (64,), "int64", False)
     assert get_model("transformer")(example_input(spec, 1)).shape == (1, 64, 100)
     assert model_spec("gpt2-small").input_shape == (1024,)
-    info = DatasetInfo(
-        name="chars",
-        task="language-modeling",
-        input_shape=(32,),
-        num_classes=70,
-        input_dtype="int64",
-        kind="tokens",
-    )
-    model, kwargs = build_for_dataset("gpt2-small", info, device="meta")
+    model, kwargs = build_for_dataset("gpt2-small", chars_info, device="meta")
     assert kwargs == {"vocab_size": 70, "block_size": 32}
     assert count_params(model) == brief_formula(12, 768, 70, 32)
-    small, _ = build_for_dataset("transformer", info)
+    small, _ = build_for_dataset("transformer", chars_info)
     assert small(torch.randint(0, 70, (2, 32))).shape == (2, 32, 70)

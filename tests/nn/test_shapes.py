@@ -9,7 +9,15 @@ from hypothesis import strategies as st
 from torch import nn
 
 from aicompute.errors import AicomputeError
-from aicompute.nn.shapes import as_hw, check_image_batch, conv_output_size, pair, pool_or_identity, same_padding
+from aicompute.nn.shapes import (
+    as_hw,
+    check_classifier_args,
+    check_image_batch,
+    conv_output_size,
+    pair,
+    pool_or_identity,
+    same_padding,
+)
 
 
 def test_as_hw_accepts_int_and_pair_and_rejects_the_rest():
@@ -84,3 +92,14 @@ def test_check_image_batch_accepts_nchw_with_the_right_channels_only():
         check_image_batch(torch.zeros(2, 1, 5, 7), 3, "net")
     with pytest.raises(AicomputeError, match=r"got \(3, 5, 7\); build it with in_channels=<C>"):
         check_image_batch(torch.zeros(3, 5, 7), 3, "net")
+
+
+def test_check_classifier_args_names_the_first_bad_argument():
+    check_classifier_args(10, 3)  # returns without raising
+    check_classifier_args(1, 1, 0.0)  # the closed end of [0, 1) is a valid dropout
+    with pytest.raises(AicomputeError, match=r"^num_classes must be a positive integer, got 0$"):
+        check_classifier_args(0, 0, 2.0)  # all three wrong: num_classes is reported first
+    with pytest.raises(AicomputeError, match=r"^in_channels must be a positive integer, got 3\.0$"):
+        check_classifier_args(10, 3.0, 2.0)
+    with pytest.raises(AicomputeError, match=r"^dropout must be a probability in \[0, 1\), got 1\.0$"):
+        check_classifier_args(10, 3, 1.0)

@@ -21,7 +21,8 @@ def demo(
         print_json(result.to_dict())
         return
     total = sum(result.seconds.values())
-    console.print(f"report: [bold]{result.report.resolve()}[/bold]  ({len(result.records)} chapters, {total:.0f} s)")
+    console.print(f"report: [bold]{result.report.resolve()}[/bold]  ({len(result.records)} chapters, {total:.0f} s)",
+                  soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

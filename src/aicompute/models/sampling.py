@@ -1,14 +1,23 @@
-"""Helpers shared by the zoo's language models (GPT and the character RNNs): token-id checks and sampling
-one next token. Running a model in eval mode for generation uses :func:`aicompute.modes.eval_mode`."""
+"""Helpers shared by the zoo's language models (GPT and the character RNNs): token-id checks, sampling one
+next token, and the generation loop around both (:func:`generate_tokens`), which runs the model in eval mode
+through :func:`aicompute.modes.eval_mode`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
+from torch import nn
 
 from aicompute.checks import non_negative_int, positive_int
 from aicompute.errors import AicomputeError
+from aicompute.modes import eval_mode
 
-__all__ = ["check_token_ids", "check_max_new_tokens", "sample_next_token"]
+__all__ = ["check_token_ids", "check_max_new_tokens", "sample_next_token", "generate_tokens", "NextLogits"]
+
+NextLogits = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
+"""``step(new_ids, carry) -> (logits, carry)``: one model step of :func:`generate_tokens` (see there)."""
 
 
 def check_token_ids(idx: torch.Tensor, who: str, *, vocab_size: int, allow_empty: bool = True) -> None:
@@ -69,3 +78,36 @@ def sample_next_token(
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = torch.softmax(logits, dim=-1)  # (B, V)
     return torch.multinomial(probs, num_samples=1, generator=generator)  # (B, 1)
+
+
+def generate_tokens(
+    model: nn.Module,
+    idx: torch.Tensor,
+    max_new_tokens: int,
+    step: NextLogits,
+    *,
+    who: str,
+    vocab_size: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Extend prompts ``idx`` ``(B, T0)`` by ``max_new_tokens`` sampled tokens → ``(B, T0 + max_new_tokens)``.
+
+    The loop every language model of the zoo shares. ``step(new_ids, carry)`` is given the ids added since
+    its previous call — the whole prompt on the first call, with ``carry=None``; then each sampled token,
+    ``(B, 1)`` — and returns the next-token logits ``(B, V)`` after the last of them together with what it
+    needs next time (the sequence so far for GPT, the hidden state for a recurrent net). It is called exactly
+    ``max_new_tokens`` times, without gradients and with ``model`` in eval mode (its previous modes are
+    restored). ``idx`` is checked as :func:`check_token_ids` does, naming ``who``; the sampling arguments are
+    :func:`sample_next_token`'s.
+    """
+    check_token_ids(idx, who, vocab_size=vocab_size, allow_empty=False)
+    check_max_new_tokens(max_new_tokens)
+    pieces, new_ids, carry = [idx], idx, None
+    with torch.no_grad(), eval_mode(model):
+        for _ in range(max_new_tokens):
+            logits, carry = step(new_ids, carry)  # (B, V)
+            new_ids = sample_next_token(logits, temperature=temperature, top_k=top_k, generator=generator)
+            pieces.append(new_ids)  # (B, 1)
+    return torch.cat(pieces, dim=1)  # (B, T0 + max_new_tokens)

@@ -22,7 +22,7 @@ small (L=12, d=768, V=50257, T=1024) gives exactly 124,439,808.
 Initialisation follows GPT-2: weights ~ N(0, 0.02), biases 0, and the two projections that write into
 the residual stream (``out_proj``, ``fc_out``) ~ N(0, 0.02/√(2L)).
 
-Token sampling and the shared input checks live in :mod:`aicompute.models.sampling`.
+Token sampling, the generation loop and the shared input checks live in :mod:`aicompute.models.sampling`.
 """
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ from torch import nn
 from aicompute.checks import positive_int, probability
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import register_model
-from aicompute.models.sampling import check_max_new_tokens, check_token_ids, sample_next_token
-from aicompute.modes import eval_mode
+from aicompute.models.sampling import check_token_ids, generate_tokens
 from aicompute.nn.attention import MultiHeadSelfAttention
 
 __all__ = [
@@ -180,7 +179,13 @@ class GPT(nn.Module):
             x = block(x)
         return self.lm_head(self.ln_f(x))  # (B, T, V)
 
-    @torch.no_grad()
+    def _next_logits(self, new_ids: torch.Tensor, seq: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``generate``'s step: the logits ``(B, V)`` after the last token of the sequence so far plus
+        ``new_ids``, predicted from its last ``block_size`` tokens; and that sequence."""
+        seq = new_ids if seq is None else torch.cat([seq, new_ids], dim=1)  # (B, T0+i)
+        context = seq[:, -self.config.block_size :]  # (B, ≤T)
+        return self(context)[:, -1, :], seq
+
     def generate(
         self,
         idx: torch.Tensor,
@@ -192,17 +197,19 @@ class GPT(nn.Module):
         """Extend prompts ``idx`` ``(B, T0)`` by sampled tokens → ``(B, T0 + max_new_tokens)``.
 
         The model sees the last ``block_size`` tokens at each step. It runs in eval mode (no dropout);
-        its previous mode is restored afterwards. See :func:`sample_next_token` for the other arguments.
+        its previous mode is restored afterwards. Arguments as :func:`~aicompute.models.sampling.sample_next_token`.
         """
-        check_token_ids(idx, "GPT.generate", vocab_size=self.config.vocab_size, allow_empty=False)
-        check_max_new_tokens(max_new_tokens)
-        with eval_mode(self):
-            for _ in range(max_new_tokens):
-                context = idx[:, -self.config.block_size :]  # (B, ≤T)
-                logits = self(context)[:, -1, :]  # (B, V): the prediction after the last token
-                next_id = sample_next_token(logits, temperature=temperature, top_k=top_k, generator=generator)
-                idx = torch.cat([idx, next_id], dim=1)  # (B, T0+i+1)
-        return idx
+        return generate_tokens(
+            self,
+            idx,
+            max_new_tokens,
+            self._next_logits,
+            who="GPT.generate",
+            vocab_size=self.config.vocab_size,
+            temperature=temperature,
+            top_k=top_k,
+            generator=generator,
+        )
 
 
 # ------------------------------------------------------------------------------------------ zoo entries

@@ -61,6 +61,7 @@ from aicompute.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from aicompute.nn.shapes import (
     IntOrPair,
     as_hw,
+    check_classifier_args,
     check_image_batch,
     conv_output_size,
     pair,
@@ -107,6 +108,7 @@ __all__ = [
     "Transition",
     "as_hw",
     "causal_mask",
+    "check_classifier_args",
     "check_image_batch",
     "conv_output_size",
     "dot_score",

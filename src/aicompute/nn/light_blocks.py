@@ -74,6 +74,11 @@ def _check_stride(stride: int, block: str) -> None:
         raise AicomputeError(f"{block} takes stride 1 or 2, got {stride}")
 
 
+def _depthwise_conv(channels: int, kernel_size: int, stride: int = 1) -> nn.Conv2d:
+    """A bare depthwise k×k conv: one filter per channel (``groups=channels``), "same" padding, no bias."""
+    return nn.Conv2d(channels, channels, kernel_size, stride, same_padding(kernel_size), groups=channels, bias=False)
+
+
 class ConvNormAct(nn.Sequential):
     """``Conv2d`` (no bias, "same" padding) → norm → optional activation; torchvision's Conv2dNormActivation.
 
@@ -132,10 +137,7 @@ class DepthwiseSeparableConv(nn.Module):
             )
             self.pointwise = ConvNormAct(in_channels, out_channels, 1, activation=activation)
         else:
-            padding = same_padding(kernel_size)
-            self.depthwise = nn.Conv2d(
-                in_channels, in_channels, kernel_size, stride, padding, groups=in_channels, bias=False
-            )
+            self.depthwise = _depthwise_conv(in_channels, kernel_size, stride)
             self.pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -362,14 +364,11 @@ class GhostBottleneck(nn.Module):
     ) -> None:
         super().__init__()
         _check_stride(stride, "GhostBottleneck")
-        padding = same_padding(dw_kernel_size)
         self.ghost1 = GhostModule(in_channels, mid_channels, relu=True)
         self.conv_dw: nn.Conv2d | None = None
         self.bn_dw: nn.BatchNorm2d | None = None
         if stride > 1:
-            self.conv_dw = nn.Conv2d(
-                mid_channels, mid_channels, dw_kernel_size, stride, padding, groups=mid_channels, bias=False
-            )
+            self.conv_dw = _depthwise_conv(mid_channels, dw_kernel_size, stride)
             self.bn_dw = nn.BatchNorm2d(mid_channels)
         self.se: SqueezeExcitation | None = None
         if se_ratio > 0:
@@ -380,7 +379,7 @@ class GhostBottleneck(nn.Module):
             self.shortcut: nn.Module = nn.Identity()
         else:
             self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, in_channels, dw_kernel_size, stride, padding, groups=in_channels, bias=False),
+                _depthwise_conv(in_channels, dw_kernel_size, stride),
                 nn.BatchNorm2d(in_channels),
                 nn.Conv2d(in_channels, out_channels, 1, bias=False),
                 nn.BatchNorm2d(out_channels),

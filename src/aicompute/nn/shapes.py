@@ -8,7 +8,8 @@ Conventions:
 * Tensors are NCHW; sizes are ``(H, W)`` tuples of ints. An ``int`` size means a square.
 * :func:`conv_output_size` follows PyTorch's own formula for convolution and pooling, including its
   ``ceil_mode`` rule, and may return a value ≤ 0 (the layer does not fit); callers decide what to do.
-* User mistakes (a bad ``image_size``, a batch of the wrong shape) raise ``AicomputeError``.
+* User mistakes (a bad ``image_size``, a batch of the wrong shape, a bad ``num_classes`` / ``in_channels`` /
+  ``dropout``) raise ``AicomputeError``.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from aicompute.checks import positive_int, probability
 from aicompute.errors import AicomputeError
 
 __all__ = [
-    "IntOrPair", "as_hw", "check_image_batch", "conv_output_size", "pair", "pool_or_identity", "same_padding",
+    "IntOrPair", "as_hw", "check_classifier_args", "check_image_batch", "conv_output_size", "pair",
+    "pool_or_identity", "same_padding",
 ]  # fmt: skip
 
 IntOrPair = int | tuple[int, int]
@@ -103,3 +106,16 @@ def check_image_batch(x: torch.Tensor, in_channels: int, model: str) -> None:
             f"{model} expects a batch of images shaped (N, {in_channels}, H, W), got {tuple(x.shape)}; "
             f"build it with in_channels={x.shape[1] if x.ndim == 4 else '<C>'} or reshape the input"
         )
+
+
+def check_classifier_args(num_classes: int, in_channels: int, dropout: float | None = None) -> None:
+    """The constructor checks the zoo's image classifiers share, in this order: ``num_classes`` and
+    ``in_channels`` positive integers, then ``dropout``, when given, a probability in [0, 1).
+
+    Each failure is an ``AicomputeError`` naming the argument (see :mod:`aicompute.checks`). A model whose
+    own checks come between these (AlexNet's ``hidden``) leaves ``dropout`` out and checks it itself.
+    """
+    positive_int("num_classes", num_classes)
+    positive_int("in_channels", in_channels)
+    if dropout is not None:
+        probability("dropout", dropout)
