@@ -35,3 +35,12 @@ def test_seed_range():
 def test_did_you_mean():
     assert did_you_mean("resnet5", ["resnet18", "resnet50", "alexnet"]) == " (did you mean 'resnet50'?)"
     assert did_you_mean("zzz", ["alexnet"]) == ""
+
+
+def test_positive_number():
+    from aicompute.checks import positive_number
+
+    assert positive_number("width_mult", 0.5) == 0.5 and positive_number("lr", 2) == 2.0
+    for bad in (0, -1.0, float("nan"), True, "1"):
+        with pytest.raises(AicomputeError, match=r"^width_mult must be > 0, got "):
+            positive_number("width_mult", bad)

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from aicompute.errors import AicomputeError
 
-__all__ = ["positive_int", "non_negative_int", "probability", "seed_value", "did_you_mean", "MAX_SEED"]
+__all__ = ["positive_int", "non_negative_int", "positive_number", "probability", "seed_value", "did_you_mean", "MAX_SEED"]
 
 MAX_SEED = 2**32 - 1
 """Largest seed accepted everywhere (NumPy's global generator takes 32-bit seeds)."""
@@ -30,6 +30,13 @@ def non_negative_int(name: str, value: object) -> int:
     if not _is_int(value) or value < 0:
         raise AicomputeError(f"{name} must be a non-negative integer, got {value!r}")
     return value
+
+
+def positive_number(name: str, value: object) -> float:
+    """``value`` if it is a real number > 0 (a width multiplier, a learning rate)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        raise AicomputeError(f"{name} must be > 0, got {value!r}")
+    return float(value)
 
 
 def probability(name: str, value: object, *, allow_one: bool = False) -> float:

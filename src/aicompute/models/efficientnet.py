@@ -18,7 +18,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from aicompute.checks import probability
+from aicompute.checks import positive_number, probability
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import register_model
 from aicompute.nn.light_blocks import ConvNormAct, MBConv, init_conv_norm_, make_divisible
@@ -81,8 +81,8 @@ VARIANTS: dict[str, Variant] = {
 
 def scale_stages(width_mult: float, depth_mult: float, stages: tuple[Stage, ...] = B0_STAGES) -> list[Stage]:
     """Compound scaling of a stage table: ``make_divisible(c · width_mult, 8)``, ``ceil(n · depth_mult)``."""
-    if width_mult <= 0 or depth_mult <= 0:
-        raise AicomputeError(f"width_mult and depth_mult must be > 0, got {width_mult} and {depth_mult}")
+    positive_number("width_mult", width_mult)
+    positive_number("depth_mult", depth_mult)
     return [
         s._replace(
             in_channels=make_divisible(s.in_channels * width_mult, 8),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from aicompute.errors import AicomputeError
+from aicompute.checks import positive_number
 from aicompute.models.registry import register_model
 from aicompute.nn.light_blocks import ConvNormAct, InvertedResidual, init_conv_norm_, make_divisible
 from aicompute.nn.shapes import as_hw, check_classifier_args, check_image_batch
@@ -49,8 +49,7 @@ class MobileNetV2(nn.Module):
     ) -> None:
         super().__init__()
         check_classifier_args(num_classes, in_channels, dropout)
-        if width_mult <= 0:
-            raise AicomputeError(f"width_mult must be > 0, got {width_mult}")
+        positive_number("width_mult", width_mult)
         self.image_size = as_hw(image_size)
         self.in_channels = in_channels
         channels = make_divisible(32 * width_mult, 8)

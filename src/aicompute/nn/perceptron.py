@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from aicompute.checks import positive_int
+from aicompute.checks import positive_int, positive_number
 from aicompute.errors import AicomputeError
 
 __all__ = ["Perceptron", "PerceptronHistory"]
@@ -59,8 +59,7 @@ class Perceptron:
     """
 
     def __init__(self, lr: float = 1.0, *, shuffle: bool = False, seed: int = 0) -> None:
-        if lr <= 0:
-            raise AicomputeError(f"perceptron learning rate must be > 0, got {lr}")
+        positive_number("perceptron learning rate", lr)
         self.lr = lr
         self.shuffle = shuffle
         self.seed = seed
