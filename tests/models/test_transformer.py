@@ -10,11 +10,13 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
+from torch._subclasses.fake_tensor import FakeTensorMode, is_fake
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from aicompute.errors import AicomputeError
 from aicompute.models import build_for_dataset, count_params, example_input, get_model, model_spec
-from aicompute.models.transformer import GPT, GPTConfig
-from aicompute.nn.attention import MultiHeadSelfAttention
+from aicompute.models.transformer import GPT, GPTConfig, GPTKVCache
+from aicompute.nn.attention import KVCache, MultiHeadSelfAttention
 
 TINY = dict(vocab_size=17, block_size=12, n_layer=2, n_head=2, n_embd=16)
 
@@ -272,6 +274,152 @@ def test_generate_restores_training_mode_and_checks_arguments():
         model.generate(torch.zeros(1, 0, dtype=torch.long), 2)
     with pytest.raises(AicomputeError, match="temperature"):
         model.generate(torch.zeros(1, 2, dtype=torch.long), 2, temperature=-1.0)
+
+
+# -------------------------------------------------------------------------------------------------- KV cache
+
+
+def _tiny_eval(seed=0, **over):
+    torch.manual_seed(seed)
+    return GPT(GPTConfig(**{**TINY, **over})).eval()
+
+
+@pytest.mark.parametrize("prefill", [[10], [4, 6]], ids=["one-go", "two-chunks"])
+def test_prefill_then_decode_gives_the_full_forward_logits(prefill):
+    model = _tiny_eval()
+    idx = torch.randint(0, 17, (2, 12))
+    with torch.no_grad():
+        full = model(idx)  # (2, 12, 17), no cache
+        cache = model.new_kv_cache(2)
+        logits, start = [], 0
+        for t in [*prefill, 1, 1]:  # the prompt's chunks, then one token at a time up to block_size
+            logits.append(model(idx[:, start : start + t], kv_cache=cache))
+            start += t
+            assert cache.length == start
+    torch.testing.assert_close(torch.cat(logits, dim=1), full, rtol=0, atol=1e-5)
+
+
+def test_cache_after_a_prefill_holds_every_blocks_key_and_value_projections():
+    model = _tiny_eval()
+    idx = torch.randint(0, 17, (2, 7))
+    attn_inputs = []  # what each block's attention reads in a plain forward: ln_1(x), (B, T, d)
+    hooks = [b.attn.register_forward_pre_hook(lambda _m, args: attn_inputs.append(args[0])) for b in model.blocks]
+    with torch.no_grad():
+        model(idx)
+        for h in hooks:
+            h.remove()
+        cache = model.new_kv_cache(2, 9)
+        model(idx, kv_cache=cache)
+    assert cache.length == 7 and len(cache.layers) == 2
+    for block, x, layer in zip(model.blocks, attn_inputs, cache.layers):
+        for proj, stored in ((block.attn.k_proj, layer.k), (block.attn.v_proj, layer.v)):
+            want = proj(x).view(2, 7, 2, 8).transpose(1, 2)  # (B, T, h·hd) -> (B, h=2, T, hd=8)
+            torch.testing.assert_close(stored[:, :, :7], want, rtol=0, atol=1e-6)
+            assert not stored[:, :, 7:].any()
+
+
+def test_new_kv_cache_shape_dtype_and_defaults():
+    model = _tiny_eval()
+    cache = model.new_kv_cache(3)
+    assert isinstance(cache, GPTKVCache) and cache.length == 0
+    assert (cache.batch_size, cache.max_len) == (3, 12)  # max_len defaults to block_size
+    assert all(isinstance(c, KVCache) and c.k.shape == c.v.shape == (3, 2, 12, 8) for c in cache.layers)
+    assert cache.layers[0].dtype == torch.float32 and cache.layers[0].device == torch.device("cpu")
+    # 2 (k and v) · L=2 · B=3 · max_len=5 · d=16 · 2 bytes = 1920
+    assert model.new_kv_cache(3, 5, dtype=torch.bfloat16).nbytes == 2 * 2 * 3 * 5 * 16 * 2 == 1920
+
+
+def _forward_lengths(model):
+    """Record the token count of every forward call of ``model``; returns the list and the hook handle."""
+    lengths = []
+    handle = model.register_forward_pre_hook(lambda _m, args: lengths.append(args[0].shape[1]))
+    return lengths, handle
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_generate_with_the_cache_gives_the_sliding_window_tokens(temperature):
+    model = _tiny_eval(seed=1)
+    prompt = torch.randint(0, 17, (2, 4))
+    lengths, handle = _forward_lengths(model)
+    runs = {}
+    for use_cache in (True, False):
+        gen = torch.Generator().manual_seed(7)
+        runs[use_cache] = model.generate(prompt, 9, temperature=temperature, generator=gen, use_cache=use_cache)
+    handle.remove()
+    assert torch.equal(runs[True], runs[False]) and runs[True].shape == (2, 13)
+    # 4 + 9 − 1 = 12 = block_size: the cached run feeds the prompt once, then one token per step
+    assert lengths == [4] + [1] * 8 + list(range(4, 13))
+
+
+def test_generate_past_block_size_falls_back_to_the_sliding_window():
+    model = _tiny_eval(seed=2)
+    prompt = torch.randint(0, 17, (1, 4))
+    lengths, handle = _forward_lengths(model)
+    out = model.generate(prompt, 10, generator=torch.Generator().manual_seed(3))  # 4 + 10 − 1 = 13 > 12
+    handle.remove()
+    assert lengths == [4, 5, 6, 7, 8, 9, 10, 11, 12, 12]
+    ref = model.generate(prompt, 10, generator=torch.Generator().manual_seed(3), use_cache=False)
+    assert torch.equal(out, ref)
+
+
+def test_kv_cache_misuse_names_the_limits():
+    model = _tiny_eval()
+    ids = torch.zeros(2, 3, dtype=torch.long)
+    with pytest.raises(AicomputeError, match="max_len 13 is longer than this model's block_size 12"):
+        model.new_kv_cache(2, 13)
+    cache = model.new_kv_cache(2, 8)
+    model(torch.zeros(2, 6, dtype=torch.long), kv_cache=cache)
+    with pytest.raises(AicomputeError, match=r"holds 6 tokens and 3 more make 9, past its max_len 8"):
+        model(ids, kv_cache=cache)
+    assert cache.length == 6  # a refused call changes nothing
+    layers = [KVCache.zeros(2, 2, 20, 8) for _ in range(2)]  # built by hand, longer than the model reads
+    with pytest.raises(AicomputeError, match=r"holds 10 tokens and 3 more make 13, past this model's block_size 12"):
+        model(ids, kv_cache=GPTKVCache(layers, length=10))
+    with pytest.raises(AicomputeError, match="1 layer caches but this model has 2 blocks"):
+        model(ids, kv_cache=GPTKVCache(layers[:1]))
+    with pytest.raises(AicomputeError, match="kv_cache.length must be a non-negative integer, got -1"):
+        model(ids, kv_cache=GPTKVCache(layers, length=-1))
+    with pytest.raises(AicomputeError, match=r"do not fit this KV cache, which holds \(batch=3"):
+        model(ids, kv_cache=model.new_kv_cache(3))
+    with pytest.raises(AicomputeError, match="torch.bfloat16"):
+        model(ids, kv_cache=model.new_kv_cache(2, dtype=torch.bfloat16))
+
+
+class _OpLog(TorchDispatchMode):
+    """Every aten op run inside it, with its arguments' shapes."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        shapes = [tuple(a.shape) if isinstance(a, torch.Tensor) else a for a in args]
+        self.ops.append((func._overloadpacket.__name__, shapes))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("where", ["fake", "meta"])
+def test_one_decode_step_traces_without_data_and_reads_the_whole_cache(where):
+    """The profiler's case: a cache holding kv_len − 1 tokens, one new token, no real memory anywhere."""
+    b, kv_len, config = 2, 9, GPTConfig(**TINY)  # L=2, h=2, hd=8, d=16
+    with FakeTensorMode() if where == "fake" else torch.device("meta"):
+        model = GPT(config).eval()
+        cache = model.new_kv_cache(b, kv_len)
+        cache.length = kv_len - 1
+        idx = torch.zeros(b, 1, dtype=torch.long)
+        with torch.no_grad(), _OpLog() as log:
+            logits = model(idx, kv_cache=cache)
+    assert logits.shape == (b, 1, 17) and cache.length == kv_len
+    assert (is_fake(logits) and is_fake(cache.layers[0].k)) if where == "fake" else logits.is_meta
+    assert cache.nbytes == 2 * config.n_layer * b * kv_len * config.n_embd * 4  # 2·L·B·max_len·d·itemsize
+    copies = [shapes for name, shapes in log.ops if name == "copy_"]
+    assert copies == [[(b, 2, 1, 8), (b, 2, 1, 8)]] * (2 * config.n_layer)  # k and v of the new token
+    if where == "fake":  # the fused CPU kernel reads q (B, h, 1, hd) and the cache's first kv_len positions
+        sdpa = [shapes[:3] for name, shapes in log.ops if "scaled_dot_product" in name]
+        assert sdpa == [[(b, 2, 1, 8), (b, 2, kv_len, 8), (b, 2, kv_len, 8)]] * config.n_layer
+    else:  # on meta SDPA decomposes to its math: QKᵀ (B·h, 1, hd) @ (B·h, hd, S), then P (B·h, 1, S) @ V
+        bmm = [shapes for name, shapes in log.ops if name == "bmm"]
+        assert bmm == [[(2 * b, 1, 8), (2 * b, 8, kv_len)], [(2 * b, 1, kv_len), (2 * b, kv_len, 8)]] * config.n_layer
 
 
 # ----------------------------------------------------------------------------------------- config, registry

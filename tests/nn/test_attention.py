@@ -8,10 +8,13 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from torch.nn.attention.bias import causal_lower_right
+
 from aicompute.errors import AicomputeError
 from aicompute.nn.attention import (
     AdditiveScore,
     BilinearScore,
+    KVCache,
     MultiHeadSelfAttention,
     causal_mask,
     dot_score,
@@ -257,3 +260,133 @@ def test_sharded_heads_run_and_sum_to_the_full_layer():
             shard.out_proj.weight.copy_(full.out_proj.weight[:, rows])
         total += shard(x)
     torch.testing.assert_close(total + full.out_proj.bias, full(x), rtol=0, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------- KV cache
+
+
+def test_causal_mask_offset_is_torchs_lower_right_causal_bias():
+    assert causal_mask(2, 4, offset=2).tolist() == [[True, True, True, False], [True, True, True, True]]
+    for m, n in [(1, 1), (1, 6), (3, 5), (4, 4)]:
+        assert torch.equal(causal_mask(m, n, offset=n - m), causal_lower_right(m, n)._materialize())
+
+
+def _chunks(n, cuts):
+    """[start, end) pieces of range(n) cut at the sorted positions ``cuts``."""
+    edges = [0, *sorted(set(c for c in cuts if 0 < c < n)), n]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+@settings(max_examples=20)
+@given(n=st.integers(1, 9), cuts=st.lists(st.integers(1, 8), max_size=4), use_sdpa=st.booleans(),
+       seed=st.integers(0, 999))
+def test_chunked_causal_decoding_equals_the_full_forward(n, cuts, use_sdpa, seed):
+    """Any split of a sequence into prefill chunks and decode steps gives the full causal forward's rows."""
+    fast, slow = _pair(causal=True, seed=seed)
+    attn = (fast if use_sdpa else slow).eval()
+    x = torch.randn(2, n, 16, dtype=f64, generator=torch.Generator().manual_seed(seed))
+    cache = attn.new_kv_cache(2, max_len=n + 1)
+    rows = [attn(x[:, a:b], kv_cache=cache, start=a) for a, b in _chunks(n, cuts)]
+    torch.testing.assert_close(torch.cat(rows, dim=1), attn(x), rtol=0, atol=1e-12)
+
+
+def test_offset_mask_is_what_torchs_lower_right_bias_computes():
+    """Three new queries after four cached keys, against SDPA with torch's own bottom-right causal bias."""
+    _, attn = _pair(causal=True)  # the explicit (non-SDPA) path
+    x = torch.randn(1, 7, 16, dtype=f64)
+    cache = attn.new_kv_cache(1, 7)
+    attn(x[:, :4], kv_cache=cache, start=0)
+    y = attn(x[:, 4:], kv_cache=cache, start=4)
+
+    def heads(proj, z):
+        return proj(z).view(1, -1, 4, 4).transpose(1, 2)  # (B, T, 16) -> (B, h=4, T, d=4)
+
+    q, k, v = heads(attn.q_proj, x[:, 4:]), heads(attn.k_proj, x), heads(attn.v_proj, x)
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=causal_lower_right(3, 7))  # (1, 4, 3, 4)
+    torch.testing.assert_close(y, attn.out_proj(ref.transpose(1, 2).reshape(1, 3, 16)), rtol=0, atol=1e-12)
+
+
+def test_cache_holds_the_key_and_value_projections_in_place():
+    fast, _ = _pair(causal=True)
+    x = torch.randn(2, 5, 16, dtype=f64)
+    cache = fast.new_kv_cache(2, 8)
+    k_storage, v_storage = cache.k.data_ptr(), cache.v.data_ptr()
+    fast(x[:, :3], kv_cache=cache, start=0)
+    fast(x[:, 3:], kv_cache=cache, start=3)
+    assert (cache.k.data_ptr(), cache.v.data_ptr()) == (k_storage, v_storage)  # written, not replaced
+    for proj, stored in ((fast.k_proj, cache.k), (fast.v_proj, cache.v)):
+        want = proj(x).view(2, 5, 4, 4).permute(0, 2, 1, 3)  # (B, T, h·d) -> (B, h, T, d)
+        torch.testing.assert_close(stored[:, :, :5], want, rtol=0, atol=1e-12)
+        assert not stored[:, :, 5:].any()  # never written: still the zeros it was allocated with
+    assert (cache.batch_size, cache.num_heads, cache.max_len, cache.head_dim) == (2, 4, 8, 4)
+    assert cache.dtype == f64 and cache.nbytes == 2 * 2 * 4 * 8 * 4 * 8
+
+
+def test_one_query_needs_no_mask_and_a_prefill_uses_is_causal(monkeypatch):
+    calls = []
+    sdpa = F.scaled_dot_product_attention
+
+    def spy(*args, **kwargs):
+        calls.append((args[1].shape[2], kwargs.get("is_causal", False), kwargs.get("attn_mask")))
+        return sdpa(*args, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    fast, _ = _pair(causal=True)
+    cache = fast.new_kv_cache(1, 6)
+    x = torch.randn(1, 6, 16, dtype=f64)
+    fast(x[:, :3], kv_cache=cache, start=0)  # prefill: is_causal, no mask
+    fast(x[:, 3:4], kv_cache=cache, start=3)  # decode: one query over 4 keys, no mask at all
+    fast(x[:, 4:], kv_cache=cache, start=4)  # chunk after a prefix: the bottom-right (2, 6) mask
+    (s0, causal0, m0), (s1, causal1, m1), (s2, causal2, m2) = calls
+    assert (s0, causal0, m0) == (3, True, None)
+    assert (s1, causal1, m1) == (4, False, None)
+    assert (s2, causal2) == (6, False) and torch.equal(m2, causal_lower_right(2, 6)._materialize())
+
+
+@pytest.mark.parametrize("use_sdpa", [True, False])
+def test_non_causal_cache_attends_to_every_cached_key(use_sdpa):
+    fast, slow = _pair(causal=False)
+    attn = fast if use_sdpa else slow
+    x = torch.randn(2, 6, 16, dtype=f64)
+    cache = attn.new_kv_cache(2, 6)
+    attn(x[:, :4], kv_cache=cache, start=0)
+    y = attn(x[:, 4:], kv_cache=cache, start=4)
+    torch.testing.assert_close(y, attn(x)[:, 4:], rtol=0, atol=1e-12)  # keys 0..5 for both new queries
+
+
+@pytest.mark.parametrize("kind", ["bool", "float"])
+@pytest.mark.parametrize("use_sdpa", [True, False])
+def test_padding_mask_combines_with_the_offset_causal_mask(kind, use_sdpa):
+    fast, slow = _pair(causal=True)
+    attn = fast if use_sdpa else slow
+    x = torch.randn(2, 7, 16, dtype=f64)
+    allowed = torch.ones(2, 1, 1, 7, dtype=torch.bool)
+    allowed[1, ..., 1] = False  # example 1 never looks at position 1
+    mask = allowed if kind == "bool" else torch.zeros(2, 1, 1, 7, dtype=f64).masked_fill(~allowed, -math.inf)
+    cache = attn.new_kv_cache(2, 7)
+    rows = [attn(x[:, a:b], mask[..., :b], kv_cache=cache, start=a) for a, b in [(0, 3), (3, 6), (6, 7)]]
+    torch.testing.assert_close(torch.cat(rows, dim=1), attn(x, mask), rtol=0, atol=1e-12)
+
+
+def test_kv_cache_misuse_is_a_user_error():
+    fast, _ = _pair(causal=True)  # 4 heads of 4, float64
+    x = torch.randn(2, 3, 16, dtype=f64)
+    with pytest.raises(AicomputeError, match=r"needs 5 slots but the cache has max_len 4.*max_len >= 5"):
+        fast(x[:, :2], kv_cache=fast.new_kv_cache(2, 4), start=3)
+    wrong = {
+        "batch": KVCache.zeros(3, 4, 8, 4, dtype=f64),
+        "heads": KVCache.zeros(2, 2, 8, 4, dtype=f64),
+        "head_dim": KVCache.zeros(2, 4, 8, 8, dtype=f64),
+        "dtype": KVCache.zeros(2, 4, 8, 4, dtype=torch.float32),
+    }
+    for cache in wrong.values():
+        with pytest.raises(AicomputeError, match=r"do not fit this KV cache, which holds \(batch="):
+            fast(x, kv_cache=cache)
+    with pytest.raises(AicomputeError, match="start=2 is a position in a KV cache"):
+        fast(x, start=2)
+    with pytest.raises(AicomputeError, match="start must be a non-negative integer, got -1"):
+        fast(x, kv_cache=fast.new_kv_cache(2, 8), start=-1)
+    with pytest.raises(AicomputeError, match="max_len must be a positive integer, got 0"):
+        fast.new_kv_cache(2, 0)
+    with pytest.raises(AicomputeError, match="k and v of one shape"):
+        KVCache(torch.zeros(1, 2, 3, 4), torch.zeros(1, 2, 3, 5))

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch._subclasses.fake_tensor import is_fake
 from torch import nn
 
 from aicompute.checks import non_negative_int, positive_int
@@ -24,7 +25,7 @@ def check_token_ids(idx: torch.Tensor, who: str, *, vocab_size: int, allow_empty
     """Raise ``AicomputeError`` unless ``idx`` is a ``(B, T)`` integer tensor of ids in ``[0, vocab_size)``.
 
     Shape and dtype are always checked; the range is checked only on tensors that hold values (not on meta
-    tensors), so a model can still be traced on the meta device. An id outside the vocabulary would
+    or fake tensors), so a model can still be traced on the meta device. An id outside the vocabulary would
     otherwise surface as an ``IndexError`` from the embedding (on CUDA, a device-side assert).
     """
     if idx.dim() != 2 or idx.dtype not in (torch.int64, torch.int32):
@@ -36,7 +37,7 @@ def check_token_ids(idx: torch.Tensor, who: str, *, vocab_size: int, allow_empty
         raise AicomputeError(
             f"{who} needs a prompt of at least one token per row, got shape {tuple(idx.shape)}"
         )
-    if idx.is_meta or idx.numel() == 0:
+    if idx.is_meta or is_fake(idx) or idx.numel() == 0:
         return
     lowest, highest = (int(v) for v in torch.aminmax(idx))
     if highest >= vocab_size:

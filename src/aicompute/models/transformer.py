@@ -22,11 +22,21 @@ small (L=12, d=768, V=50257, T=1024) gives exactly 124,439,808.
 Initialisation follows GPT-2: weights ~ N(0, 0.02), biases 0, and the two projections that write into
 the residual stream (``out_proj``, ``fc_out``) ~ N(0, 0.02/√(2L)).
 
+Decoding with a KV cache. ``GPT.new_kv_cache(B)`` allocates a :class:`GPTKVCache`: one
+:class:`~aicompute.nn.attention.KVCache` per block, (B, n_head, max_len, head_dim) keys and values each, so
+``2·L·B·max_len·d·itemsize`` bytes, and ``length``, the number of tokens already in it. ``GPT(idx,
+kv_cache=cache)`` runs the T new tokens at positions ``length .. length + T − 1`` (position embedding
+included), writes their keys/values into every block's cache in place, attends over the cached prefix and
+advances ``length`` by T. A prefill is a call with the prompt, a decode step a call with one token; both give
+the logits the full forward gives at those positions. Nothing depends on tensor values, so one decode step
+traces on the meta device and under ``FakeTensorMode`` (set ``length`` by hand to model a filled cache).
+
 Token sampling, the generation loop and the shared input checks live in :mod:`aicompute.models.sampling`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -34,15 +44,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from aicompute.checks import positive_int, probability
+from aicompute.checks import non_negative_int, positive_int, probability
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import register_model
-from aicompute.models.sampling import check_token_ids, generate_tokens
-from aicompute.nn.attention import MultiHeadSelfAttention
+from aicompute.models.sampling import check_max_new_tokens, check_token_ids, generate_tokens
+from aicompute.nn.attention import KVCache, MultiHeadSelfAttention
 
 __all__ = [
     "GPTConfig",
     "GPT",
+    "GPTKVCache",
     "Block",
     "MLP",
     "transformer",
@@ -117,6 +128,29 @@ class MLP(nn.Module):
         return self.dropout(self.fc_out(self.act(self.fc_in(x))))
 
 
+@dataclass(eq=False)
+class GPTKVCache:
+    """The KV cache of a whole :class:`GPT`: one layer cache per block and the number of tokens it holds."""
+
+    layers: list[KVCache]
+    """``layers[i]`` is block i's keys and values, (B, n_head, max_len, head_dim) each."""
+    length: int = 0
+    """Tokens already cached (positions 0 .. length − 1); the next call writes from position ``length``."""
+
+    @property
+    def batch_size(self) -> int:
+        return self.layers[0].batch_size
+
+    @property
+    def max_len(self) -> int:
+        return self.layers[0].max_len
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of all keys and values: 2 · L · B · max_len · d · itemsize (d = n_embd)."""
+        return sum(layer.nbytes for layer in self.layers)
+
+
 class Block(nn.Module):
     """One pre-LayerNorm Transformer block: attention and MLP, each on a residual branch."""
 
@@ -130,13 +164,17 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.resid_dropout(self.attn(self.ln_1(x)))  # (B, T, d)
+    def forward(self, x: torch.Tensor, kv_cache: KVCache | None = None, start: int = 0) -> torch.Tensor:
+        x = x + self.resid_dropout(self.attn(self.ln_1(x), kv_cache=kv_cache, start=start))  # (B, T, d)
         return x + self.mlp(self.ln_2(x))
 
 
 class GPT(nn.Module):
-    """GPT-style language model: token ids ``(B, T)`` → next-token logits ``(B, T, vocab_size)``."""
+    """GPT-style language model: token ids ``(B, T)`` → next-token logits ``(B, T, vocab_size)``.
+
+    With ``kv_cache`` (from :meth:`new_kv_cache`) the ids are the next T tokens after the ``kv_cache.length``
+    already cached, and the logits are theirs (see the module docstring).
+    """
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -164,27 +202,84 @@ class GPT(nn.Module):
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+    def new_kv_cache(
+        self,
+        batch_size: int,
+        max_len: int | None = None,
+        *,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> GPTKVCache:
+        """An empty (``length`` 0, zero-filled) cache for ``batch_size`` sequences of up to ``max_len`` tokens.
+
+        ``max_len`` defaults to ``block_size`` and may not exceed it; dtype and device default to the
+        parameters'. Allocated under ``FakeTensorMode`` or on ``device="meta"``, it holds no memory.
+        """
+        positive_int("batch_size", batch_size)
+        block_size = self.config.block_size
+        max_len = block_size if max_len is None else positive_int("max_len", max_len)
+        if max_len > block_size:
+            raise AicomputeError(
+                f"a KV cache of max_len {max_len} is longer than this model's block_size {block_size} "
+                f"(the positions it has embeddings for); use max_len <= {block_size}"
+            )
+        layers = [block.attn.new_kv_cache(batch_size, max_len, dtype=dtype, device=device) for block in self.blocks]
+        return GPTKVCache(layers)
+
+    def forward(self, idx: torch.Tensor, kv_cache: GPTKVCache | None = None) -> torch.Tensor:
         check_token_ids(idx, "GPT", vocab_size=self.config.vocab_size)
         b, t = idx.shape
+        start = 0 if kv_cache is None else self._check_cache(kv_cache, t)
         if t > self.config.block_size:
             raise AicomputeError(
                 f"input has {t} tokens but this model's block_size (longest sequence) is "
                 f"{self.config.block_size}; crop the input to at most {self.config.block_size} tokens "
                 f"or build the model with block_size >= {t}"
             )
-        pos = torch.arange(t, device=idx.device)  # (T,)
+        pos = torch.arange(start, start + t, device=idx.device)  # (T,): absolute positions of the new tokens
         x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))  # (B, T, d) + (T, d) -> (B, T, d)
-        for block in self.blocks:
-            x = block(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x) if kv_cache is None else block(x, kv_cache.layers[i], start)
+        if kv_cache is not None:
+            kv_cache.length = start + t
         return self.lm_head(self.ln_f(x))  # (B, T, V)
 
+    def _check_cache(self, cache: GPTKVCache, t: int) -> int:
+        """Raise unless ``t`` more tokens fit ``cache`` and the model; returns where they start."""
+        if len(cache.layers) != len(self.blocks):
+            raise AicomputeError(
+                f"the KV cache has {len(cache.layers)} layer caches but this model has {len(self.blocks)} "
+                f"blocks; make it with this model's new_kv_cache()"
+            )
+        start = non_negative_int("kv_cache.length", cache.length)
+        end, block_size = start + t, self.config.block_size
+        if end > block_size:
+            raise AicomputeError(
+                f"the KV cache holds {start} tokens and {t} more make {end}, past this model's block_size "
+                f"{block_size}; keep length + new tokens <= {block_size}"
+            )
+        if end > cache.max_len:
+            raise AicomputeError(
+                f"the KV cache holds {start} tokens and {t} more make {end}, past its max_len "
+                f"{cache.max_len}; make it with new_kv_cache(batch_size, max_len={end}) or more"
+            )
+        return start
+
     def _next_logits(self, new_ids: torch.Tensor, seq: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``generate``'s step: the logits ``(B, V)`` after the last token of the sequence so far plus
-        ``new_ids``, predicted from its last ``block_size`` tokens; and that sequence."""
+        """``generate``'s sliding-window step: the logits ``(B, V)`` after the last token of the sequence so
+        far plus ``new_ids``, predicted from its last ``block_size`` tokens; and that sequence."""
         seq = new_ids if seq is None else torch.cat([seq, new_ids], dim=1)  # (B, T0+i)
         context = seq[:, -self.config.block_size :]  # (B, ≤T)
         return self(context)[:, -1, :], seq
+
+    def _cached_next_logits(
+        self, new_ids: torch.Tensor, cache: GPTKVCache | None, *, max_len: int
+    ) -> tuple[torch.Tensor, GPTKVCache]:
+        """``generate``'s KV-cache step: the first call (``cache`` None) allocates a cache of ``max_len``
+        tokens and prefills it with the prompt; each later call runs only the one new token."""
+        if cache is None:
+            cache = self.new_kv_cache(new_ids.shape[0], max_len, device=new_ids.device)
+        return self(new_ids, kv_cache=cache)[:, -1, :], cache
 
     def generate(
         self,
@@ -193,17 +288,27 @@ class GPT(nn.Module):
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
         top_k: int | None = None,
+        use_cache: bool = True,
     ) -> torch.Tensor:
         """Extend prompts ``idx`` ``(B, T0)`` by sampled tokens → ``(B, T0 + max_new_tokens)``.
 
-        The model sees the last ``block_size`` tokens at each step. It runs in eval mode (no dropout);
-        its previous mode is restored afterwards. Arguments as :func:`~aicompute.models.sampling.sample_next_token`.
+        The model sees the last ``block_size`` tokens at each step. When every step sees the whole sequence
+        (``T0 + max_new_tokens − 1 <= block_size``) and ``use_cache`` is on, it runs with a KV cache: the
+        prompt once, then one token per step; otherwise it recomputes the sliding window each step. Both
+        give the same logits up to float rounding. It runs in eval mode (no dropout); its previous mode is
+        restored afterwards. Arguments as :func:`~aicompute.models.sampling.sample_next_token`.
         """
+        check_token_ids(idx, "GPT.generate", vocab_size=self.config.vocab_size, allow_empty=False)
+        check_max_new_tokens(max_new_tokens)
+        max_len = idx.shape[1] + max_new_tokens - 1  # the last sampled token is never fed back
+        step = self._next_logits
+        if use_cache and max_len <= self.config.block_size:
+            step = functools.partial(self._cached_next_logits, max_len=max_len)
         return generate_tokens(
             self,
             idx,
             max_new_tokens,
-            self._next_logits,
+            step,
             who="GPT.generate",
             vocab_size=self.config.vocab_size,
             temperature=temperature,

@@ -22,6 +22,16 @@ keys are all masked attends to nothing: its weights and its output row are zero 
 :class:`MultiHeadSelfAttention` projects x to Q, K, V, splits them into heads, runs
 softmax(QKᵀ/√d)V per head (d = head dimension), joins the heads and projects the result. It has no
 residual connection (that belongs to the Transformer block around it).
+
+KV cache (decoding). A :class:`KVCache` holds one layer's keys and values, preallocated as (B, heads,
+max_len, head_dim). ``MultiHeadSelfAttention.forward(x, kv_cache=cache, start=s)`` writes the T new keys and
+values into positions [s, s + T) in place (a slice ``copy_``, not a concatenation of the whole cache) and lets
+the T queries attend over positions [0, s + T) (a view of the cache, no copy). With ``causal=True`` query i
+sits at absolute position s + i and sees keys 0..s + i: one query (T = 1, a decode step) needs no mask,
+T > 1 from s = 0 (a prefill) is SDPA's ``is_causal``, and T > 1 from s > 0 (a chunked prefill) is the
+bottom-right-aligned mask ``causal_mask(T, s + T, offset=s)``. Every size involved is a Python int, so a
+decode step traces on the meta device and under ``FakeTensorMode``. Decoding is inference: run it under
+``torch.no_grad()`` (the in-place writes would otherwise chain every step into one autograd graph).
 """
 
 from __future__ import annotations
@@ -33,12 +43,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aicompute.checks import positive_int, probability
+from aicompute.checks import non_negative_int, positive_int, probability
 from aicompute.errors import AicomputeError
 
 __all__ = [
     "AdditiveScore",
     "BilinearScore",
+    "KVCache",
     "MultiHeadSelfAttention",
     "causal_mask",
     "dot_score",
@@ -87,13 +98,16 @@ class BilinearScore(nn.Module):
         return (queries @ self.W.transpose(0, 1)) @ keys.transpose(-2, -1)  # (..., M, Dk) @ (..., Dk, N)
 
 
-def causal_mask(num_queries: int, num_keys: int | None = None, *, device: torch.device | None = None) -> Tensor:
-    """Boolean (M, N) mask, True on and below the diagonal: query m may attend to keys 0..m.
+def causal_mask(
+    num_queries: int, num_keys: int | None = None, *, offset: int = 0, device: torch.device | None = None
+) -> Tensor:
+    """Boolean (M, N) mask, True on and below diagonal ``offset``: query m may attend to keys 0..m + offset.
 
-    Matches ``is_causal=True`` of ``F.scaled_dot_product_attention`` (top-left aligned when M != N).
+    ``offset=0`` matches ``is_causal=True`` of ``F.scaled_dot_product_attention`` (top-left aligned when
+    M != N). ``offset = N − M`` is the bottom-right-aligned mask of M new queries after N − M cached keys.
     """
     n = num_queries if num_keys is None else num_keys
-    return torch.ones(num_queries, n, dtype=torch.bool, device=device).tril()
+    return torch.ones(num_queries, n, dtype=torch.bool, device=device).tril(diagonal=offset)
 
 
 def key_value_attention(
@@ -132,14 +146,15 @@ def key_value_attention(
     return weights @ values, weights
 
 
-def _and_causal(mask: Tensor | None, t: int, device: torch.device) -> Tensor:
-    """``mask`` further restricted to the causal (T, T) pattern, in the mask's own kind (boolean or additive)."""
-    tri = causal_mask(t, device=device)  # (T, T)
+def _and_causal(mask: Tensor | None, t: int, s: int, device: torch.device) -> Tensor:
+    """``mask`` further restricted to the causal (T, S) pattern of T queries at positions S − T .. S − 1 over
+    S keys (bottom-right aligned), in the mask's own kind (boolean or additive)."""
+    tri = causal_mask(t, s, offset=s - t, device=device)  # (T, S)
     if mask is None:
         return tri
     if mask.dtype == torch.bool:
         return mask & tri
-    return mask + torch.zeros(t, t, dtype=mask.dtype, device=device).masked_fill(~tri, float("-inf"))
+    return mask + torch.zeros(t, s, dtype=mask.dtype, device=device).masked_fill(~tri, float("-inf"))
 
 
 def _fully_masked_rows(mask: Tensor) -> Tensor:
@@ -149,6 +164,103 @@ def _fully_masked_rows(mask: Tensor) -> Tensor:
     return torch.isneginf(mask).all(dim=-1, keepdim=True)
 
 
+class KVCache:
+    """One attention layer's keys and values for decoding: ``k`` and ``v``, each (B, heads, max_len, head_dim).
+
+    The tensors are allocated once (:meth:`zeros`) and written in place by :meth:`update`, as inference
+    engines do; the cache itself does not count its tokens (the model that owns it does, and passes the
+    write position ``start``). Positions past the last write hold stale values and are never read.
+    """
+
+    def __init__(self, k: Tensor, v: Tensor) -> None:
+        if k.dim() != 4 or k.shape != v.shape or k.dtype != v.dtype or k.device != v.device:
+            raise AicomputeError(
+                f"a KV cache needs k and v of one shape (batch, heads, max_len, head_dim), dtype and device; "
+                f"got k {tuple(k.shape)} {k.dtype} on {k.device}, v {tuple(v.shape)} {v.dtype} on {v.device}"
+            )
+        self.k = k
+        self.v = v
+
+    @classmethod
+    def zeros(
+        cls,
+        batch_size: int,
+        num_heads: int,
+        max_len: int,
+        head_dim: int,
+        *,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> KVCache:
+        """A zero-filled cache for ``max_len`` tokens (dtype and device default to torch's defaults)."""
+        for name, value in (("batch_size", batch_size), ("num_heads", num_heads), ("max_len", max_len),
+                            ("head_dim", head_dim)):
+            positive_int(name, value)
+        shape = (batch_size, num_heads, max_len, head_dim)
+        return cls(torch.zeros(shape, dtype=dtype, device=device), torch.zeros(shape, dtype=dtype, device=device))
+
+    @property
+    def batch_size(self) -> int:
+        return self.k.shape[0]
+
+    @property
+    def num_heads(self) -> int:
+        return self.k.shape[1]
+
+    @property
+    def max_len(self) -> int:
+        return self.k.shape[2]
+
+    @property
+    def head_dim(self) -> int:
+        return self.k.shape[3]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.k.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.k.device
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the cache holds: 2 · B · heads · max_len · head_dim · itemsize (keys and values)."""
+        return self.k.nbytes + self.v.nbytes
+
+    def update(self, k: Tensor, v: Tensor, start: int) -> tuple[Tensor, Tensor]:
+        """Write new keys and values (B, heads, T, head_dim) at positions [start, start + T); return the keys
+        and values of positions [0, start + T), views (B, heads, start + T, head_dim) of the cache."""
+        non_negative_int("start", start)
+        if k.dim() != 4 or k.shape != v.shape or k.dtype != v.dtype:
+            raise AicomputeError(
+                f"new keys and values must both be (batch, heads, T, head_dim) of one dtype, got "
+                f"k {tuple(k.shape)} {k.dtype}, v {tuple(v.shape)} {v.dtype}"
+            )
+        t = k.shape[2]
+        want = (self.batch_size, self.num_heads, t, self.head_dim)
+        if tuple(k.shape) != want or k.dtype != self.dtype or k.device != self.device:
+            raise AicomputeError(
+                f"new keys {tuple(k.shape)} {k.dtype} on {k.device} do not fit this KV cache, which holds "
+                f"(batch={self.batch_size}, heads={self.num_heads}, max_len={self.max_len}, "
+                f"head_dim={self.head_dim}) {self.dtype} on {self.device}; build the cache for this layer, "
+                f"batch and dtype"
+            )
+        end = start + t
+        if end > self.max_len:
+            raise AicomputeError(
+                f"KV cache overflow: writing {t} token(s) at position {start} needs {end} slots but the cache "
+                f"has max_len {self.max_len}; allocate it with max_len >= {end}"
+            )
+        self.k[:, :, start:end].copy_(k)  # in place: (B, h, T, d) into positions [start, end)
+        self.v[:, :, start:end].copy_(v)
+        return self.k[:, :, :end], self.v[:, :, :end]  # views (B, h, end, d), no copy
+
+    def __repr__(self) -> str:
+        return (f"KVCache(batch_size={self.batch_size}, num_heads={self.num_heads}, max_len={self.max_len}, "
+                f"head_dim={self.head_dim}, dtype={self.dtype}, device={self.device})")
+
+
 class MultiHeadSelfAttention(nn.Module):
     """Multi-head self-attention over x (B, T, E): E = heads × head_dim.
 
@@ -156,8 +268,13 @@ class MultiHeadSelfAttention(nn.Module):
     them); ``use_sdpa=False`` runs the explicit softmax(QKᵀ/√d)V of :func:`key_value_attention`. Both compute
     the same function, fully masked query rows included (zero on both paths). ``causal=True`` lets position t
     attend to positions ≤ t only; without an explicit mask the SDPA path passes ``is_causal=True`` and builds
-    no T×T mask. ``forward`` may add a boolean or float ``mask`` broadcastable to (B, heads, T, T)
-    (True = may attend). ``dropout`` is applied to the attention weights in training mode.
+    no T×T mask. ``forward`` may add a boolean or float ``mask`` broadcastable to (B, heads, T, S), S the
+    number of keys (T without a cache, ``start + T`` with one; True = may attend). ``dropout`` is applied to
+    the attention weights in training mode.
+
+    ``forward(x, kv_cache=cache, start=s)`` decodes with a :class:`KVCache` (see the module docstring): the
+    new keys/values go to cache positions [s, s + T) and the queries read positions [0, s + T). Both paths
+    honour it. :meth:`new_kv_cache` allocates a cache that fits this layer.
 
     The Q, K, V and output projections are separate ``nn.Linear`` layers (``q_proj``, ``k_proj``, ``v_proj``,
     ``out_proj``), so a tensor-parallel plan can name them one by one. The forward splits heads by
@@ -195,22 +312,53 @@ class MultiHeadSelfAttention(nn.Module):
         self.v_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
         self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, kv_cache: KVCache | None = None, start: int = 0
+    ) -> Tensor:
         if x.dim() != 3 or x.shape[-1] != self.embed_dim:
             raise AicomputeError(
                 f"self-attention expects input (batch, seq_len, {self.embed_dim}), got {tuple(x.shape)}"
             )
+        if kv_cache is None and start != 0:
+            raise AicomputeError(f"start={start!r} is a position in a KV cache; pass kv_cache= with it")
         b, t, _ = x.shape
         q, k, v = (self._split_heads(proj(x)) for proj in (self.q_proj, self.k_proj, self.v_proj))
+        if kv_cache is not None:
+            k, v = kv_cache.update(k, v, start)  # (B, h, start + T, d): the cached keys, then the new ones
+        s = k.shape[2]  # number of keys; query i sits at absolute position s − t + i
         dropout_p = self.dropout if self.training else 0.0
-        if self.use_sdpa and self.causal and mask is None:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+        if self.use_sdpa and self.causal and mask is None and (s == t or t == 1):
+            # s == t: top-left alignment is the causal pattern; one query over s > 1 keys sees them all
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=s == t)
         else:
-            if self.causal:
-                mask = _and_causal(mask, t, x.device)
+            if self.causal and t > 1:
+                mask = _and_causal(mask, t, s, x.device)
             y = self._attend(q, k, v, mask, dropout_p)
         y = y.transpose(1, 2).reshape(b, t, -1)  # (B, h, T, d) -> (B, T, h, d) -> (B, T, h·d)
         return self.out_proj(y)
+
+    def new_kv_cache(
+        self,
+        batch_size: int,
+        max_len: int,
+        *,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> KVCache:
+        """A zero-filled :class:`KVCache` for this layer: (batch_size, heads, max_len, head_dim) keys and values.
+
+        The head count is read off ``k_proj`` (so a shard holding some of the heads gets a cache of its
+        heads); dtype and device default to ``k_proj.weight``'s.
+        """
+        weight = self.k_proj.weight
+        return KVCache.zeros(
+            batch_size,
+            self.k_proj.out_features // self.head_dim,
+            max_len,
+            self.head_dim,
+            dtype=weight.dtype if dtype is None else dtype,
+            device=weight.device if device is None else device,
+        )
 
     def _split_heads(self, z: Tensor) -> Tensor:
         b, t, _ = z.shape
@@ -218,7 +366,8 @@ class MultiHeadSelfAttention(nn.Module):
         return z.view(b, t, -1, self.head_dim).transpose(1, 2)
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, dropout_p: float) -> Tensor:
-        """softmax(QKᵀ/√d + mask)V with q, k, v (B, h, T, d) -> (B, h, T, d); fully masked rows are zero."""
+        """softmax(QKᵀ/√d + mask)V with q (B, h, T, d), k and v (B, h, S, d) -> (B, h, T, d); fully masked rows
+        are zero."""
         if not self.use_sdpa:
             return key_value_attention(q, k, v, mask=mask, dropout_p=dropout_p)[0]
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
