@@ -1,0 +1,1 @@
+"""Making a model smaller and faster: number formats, quantization, pruning, sharing, distillation."""
