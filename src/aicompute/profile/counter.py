@@ -1,0 +1,182 @@
+"""The op counter: a ``TorchDispatchMode`` that prices every aten op a traced model runs.
+
+It sits above a ``FakeTensorMode`` (or runs on meta tensors), so ops execute on shapes only. For each call
+it looks up the op's formula (:mod:`aicompute.profile.ops`), measures the bytes the call reads and writes
+(parameters apart from activations), notes whether it runs in forward or backward and the innermost module
+it belongs to, and hands every new storage to :class:`~aicompute.profile.memory.LiveMemory`.
+
+Module attribution. In forward, :class:`ModuleStack` (global forward pre/post hooks, removed on exit)
+gives the innermost running module. Every autograd node created in forward gets a sequence number, and
+the op that creates node *n* is the first op to run while the autograd sequence counter reads *n + 1*;
+the counter remembers that op's module for *n*. In backward, the node being executed
+(``torch._C._current_autograd_node()``) names its sequence number, hence the forward module whose op
+created it — exact even for a model's last layer, whose output gradient is the backward's seed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from aicompute.profile.memory import LiveMemory
+from aicompute.profile.ops import IGNORED, OpFormula, lookup, op_name
+from aicompute.profile.records import OpRecord
+
+__all__ = ["OpCounter", "ModuleStack", "tensor_bytes"]
+
+_IGNORE, _COUNT = 0, 1
+
+
+def tensor_bytes(t: torch.Tensor) -> int:
+    """Bytes of the distinct elements a tensor addresses: a broadcast (stride-0) dimension counts once."""
+    n = t.element_size()
+    for size, stride in zip(t.shape, t.stride()):
+        if stride != 0:
+            n *= size
+        elif size == 0:
+            return 0
+    return n
+
+
+def _tensors(values: Any) -> list[torch.Tensor]:
+    """Tensors among ``values`` and one level of lists inside them (``cat`` takes a list), each once."""
+    found: dict[int, torch.Tensor] = {}
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            found[id(v)] = v
+        elif isinstance(v, (list, tuple)):
+            for w in v:
+                if isinstance(w, torch.Tensor):
+                    found[id(w)] = w
+    return list(found.values())
+
+
+class ModuleStack:
+    """The paths (as in ``root.named_modules()``) of the modules whose forward is running, innermost last.
+
+    A module the root does not reach by ``named_modules`` (built inside a forward) is not pushed: its ops
+    belong to the enclosing known module.
+    """
+
+    def __init__(self, root: nn.Module) -> None:
+        self._paths = {id(m): path for path, m in root.named_modules()}
+        self.stack: list[str] = [""]
+        self._handles: list[Any] = []
+
+    @property
+    def current(self) -> str:
+        return self.stack[-1]
+
+    def _push(self, module: nn.Module, args: Any) -> None:
+        path = self._paths.get(id(module))
+        if path is not None and path != "":
+            self.stack.append(path)
+
+    def _pop(self, module: nn.Module, args: Any, output: Any) -> None:
+        path = self._paths.get(id(module))
+        if path is not None and path != "" and self.stack[-1] == path:
+            self.stack.pop()
+
+    def __enter__(self) -> ModuleStack:
+        self._handles = [
+            nn.modules.module.register_module_forward_pre_hook(self._push),
+            nn.modules.module.register_module_forward_hook(self._pop),
+        ]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+
+class OpCounter(TorchDispatchMode):
+    """Records an :class:`OpRecord` per priced op call; counts ignored calls by name.
+
+    ``weights`` are the parameter tensors the traced model uses (their storages mark weight reads);
+    ``state`` are all tensors that are model state (parameters and buffers), kept out of activation
+    memory. ``modules`` tells which module is running in forward.
+    """
+
+    def __init__(self, weights: list[torch.Tensor], state: list[torch.Tensor], modules: ModuleStack) -> None:
+        super().__init__()
+        self.records: list[OpRecord] = []
+        self.ignored: Counter[str] = Counter()
+        self.memory = LiveMemory()
+        self.memory.exclude(state)
+        self._weights = {id(w.untyped_storage()) for w in weights}
+        self._keep = list(state)  # keeps the storage ids above valid while tracing
+        self._modules = modules
+        self._node_module: dict[int, str] = {}
+        self._plan: dict[Any, tuple[int, str, OpFormula | None]] = {}
+
+    def current_module(self) -> tuple[str, str]:
+        """(path of the module running now — ``""`` outside any submodule —, ``"forward"``/``"backward"``)."""
+        node = torch._C._current_autograd_node()
+        if node is not None:
+            return self._node_module.get(node._sequence_nr(), ""), "backward"
+        module = self._modules.current
+        self._node_module.setdefault(torch._C._autograd._get_sequence_nr() - 1, module)
+        return module, "forward"
+
+    def _plan_for(self, func: Any) -> tuple[int, str, OpFormula | None]:
+        plan = self._plan.get(func)
+        if plan is None:
+            name = op_name(func)
+            ignore = name in IGNORED or getattr(func, "namespace", "") == "prim"
+            plan = (_IGNORE if ignore else _COUNT, name, None if ignore else lookup(func))
+            self._plan[func] = plan
+        return plan
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        action, name, formula = self._plan_for(func)
+        module, phase = self.current_module()
+        if action == _IGNORE:
+            self.ignored[name] += 1
+            if name.startswith("aten.empty") or name.startswith("aten.new_empty"):
+                self.memory.track(out)
+            return out
+        self.memory.track(out)
+        self.records.append(self._record(name, formula, module, phase, args, kwargs, out))
+        return out
+
+    def _record(self, name: str, formula: OpFormula | None, module: str, phase: str, args: tuple, kwargs: dict,
+                out: Any) -> OpRecord:
+        inputs = _tensors(list(args) + list(kwargs.values()))
+        outputs = _tensors(out if isinstance(out, (tuple, list)) else (out,))
+        written = sum(tensor_bytes(t) for t in outputs)
+        act_read = weight_read = 0
+        dtype = None
+        for i, t in enumerate(inputs):
+            if dtype is None and t.is_floating_point():
+                dtype = t.dtype
+            nbytes = written if (i == 0 and formula is not None and formula.gathers) else tensor_bytes(t)
+            if id(t.untyped_storage()) in self._weights:
+                weight_read += nbytes
+            else:
+                act_read += nbytes
+        if dtype is None:
+            dtype = outputs[0].dtype if outputs else torch.float32
+        if formula is None:
+            category, macs, flops = "uncounted", 0, None
+        else:
+            category = formula.category
+            macs, flops = formula.cost(args, kwargs, out)
+        return OpRecord(
+            op=name,
+            module=module,
+            phase=phase,
+            category=category,
+            dtype=str(dtype).removeprefix("torch."),
+            macs=macs,
+            flops=flops,
+            act_read=act_read,
+            weight_read=weight_read,
+            written=written,
+        )

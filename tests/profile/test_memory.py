@@ -1,0 +1,76 @@
+"""Live-memory tracking against hand-computed lifetimes, and the training-state model's closed forms."""
+
+import pytest
+import torch
+from torch import nn
+
+from aicompute.errors import AicomputeError
+from aicompute.profile import profile
+from aicompute.profile.memory import LiveMemory, model_states
+
+
+def test_live_memory_follows_storage_lifetimes():
+    memory = LiveMemory()
+    a = torch.empty(10)  # 40 bytes
+    memory.track(a)
+    view = a.view(2, 5)
+    memory.track(view)  # same storage: not counted twice
+    b = torch.empty(25)  # 100 bytes
+    memory.track((b, 3))
+    assert (memory.live, memory.peak) == (140, 140)
+    del a
+    assert memory.live == 140  # the view still holds the storage
+    del view
+    assert memory.live == 100
+    del b
+    assert (memory.live, memory.peak) == (0, 140)
+
+
+def test_excluded_tensors_are_not_counted():
+    memory = LiveMemory()
+    w = torch.empty(100)
+    memory.exclude([w])
+    memory.track(w.view(10, 10))
+    assert memory.live == 0
+
+
+def test_inference_peak_of_a_two_layer_stack():
+    # no_grad: x (2x8), then y1 (2x16) while y2 (2x4) is computed; all float32
+    result = profile(nn.Sequential(nn.Linear(8, 16), nn.Linear(16, 4)), input_shape=(2, 8))
+    assert result.peak_activation_bytes == 4 * 2 * (8 + 16 + 4)
+
+
+def test_training_saved_activations_of_one_linear():
+    # alive when forward returns: the input (saved for the weight gradient) and the output
+    result = profile(nn.Linear(8, 4), input_shape=(2, 8), mode="training", optimizer="sgd")
+    assert result.saved_activation_bytes == 4 * 2 * (8 + 4)
+    assert result.memory()["training_total_bytes"] == result.states.total + result.saved_activation_bytes
+
+
+@pytest.mark.parametrize(
+    "optimizer,dtype,per_param",
+    [
+        ("sgd", torch.float32, 4 + 4 + 0),
+        ("momentum", torch.float32, 4 + 4 + 4),
+        ("adam", torch.float32, 4 + 4 + 8),
+        ("adamw", torch.float32, 4 + 4 + 8),
+        ("adam", torch.bfloat16, 2 + 2 + 12),  # ZeRO's 2Ψ + 2Ψ + 12Ψ
+        ("sgd", torch.float16, 2 + 2 + 4),  # fp32 master weights only
+    ],
+)
+def test_model_states_per_parameter(optimizer, dtype, per_param):
+    params = [torch.empty(10, 3, dtype=dtype, requires_grad=True), torch.empty(3, dtype=dtype, requires_grad=True)]
+    states = model_states(params, optimizer)
+    assert states.total == 33 * per_param
+    assert states.mixed_precision == (dtype != torch.float32)
+
+
+def test_frozen_parameters_have_no_gradient_or_state():
+    params = [torch.empty(10, requires_grad=True), torch.empty(5)]  # second one frozen
+    states = model_states(params, "adam")
+    assert (states.params, states.grads, states.optimizer) == (60, 40, 80)
+
+
+def test_unknown_optimizer():
+    with pytest.raises(AicomputeError, match="did you mean 'adam'"):
+        model_states([], "adma")

@@ -1,0 +1,114 @@
+"""Per-op formulas against hand-computed cases and torch.utils.flop_counter's own formulas."""
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from aicompute.profile import profile
+from aicompute.profile.ops import IGNORED, REGISTRY, lookup, op_name
+
+aten = torch.ops.aten
+
+
+def test_mm_family_closed_forms():
+    a, b = torch.empty(2, 3), torch.empty(3, 5)
+    assert REGISTRY["aten.mm"].cost((a, b), {}, None) == (30, 60)
+    assert REGISTRY["aten.addmm"].cost((torch.empty(5), a, b), {}, None) == (30, 60)
+    x, y = torch.empty(4, 2, 3), torch.empty(4, 3, 5)
+    assert REGISTRY["aten.bmm"].cost((x, y), {}, None) == (120, 240)
+    assert REGISTRY["aten.baddbmm"].cost((torch.empty(4, 2, 5), x, y), {}, None) == (120, 240)
+
+
+def _conv_macs(module: nn.Module, shape: tuple[int, ...]) -> int:
+    result = profile(module, input_shape=shape)
+    return sum(r.macs for r in result.records if r.category == "conv")
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    groups=st.sampled_from([1, 2, 4]),
+    per_group_in=st.integers(1, 3),
+    per_group_out=st.integers(1, 3),
+    k=st.integers(1, 3),
+    stride=st.integers(1, 2),
+    size=st.integers(5, 9),
+    batch=st.integers(1, 2),
+)
+def test_conv_macs_grouped_and_strided(groups, per_group_in, per_group_out, k, stride, size, batch):
+    c_in, c_out = groups * per_group_in, groups * per_group_out
+    conv = nn.Conv2d(c_in, c_out, k, stride=stride, padding=1, groups=groups)
+    out = (size + 2 - k) // stride + 1
+    # each output element: C_in/groups * k * k products
+    assert _conv_macs(conv, (batch, c_in, size, size)) == batch * c_out * out * out * per_group_in * k * k
+
+
+def test_depthwise_and_transposed_conv():
+    dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+    assert _conv_macs(dw, (1, 8, 10, 10)) == 8 * 10 * 10 * 9
+    up = nn.ConvTranspose2d(4, 6, 2, stride=2)
+    # transposed: every input position scatters C_out * k * k products per input channel
+    assert _conv_macs(up, (1, 4, 5, 5)) == 4 * 5 * 5 * 6 * 2 * 2
+
+
+@settings(max_examples=10, deadline=None)
+@given(c_in=st.integers(1, 4), c_out=st.integers(1, 4), k=st.integers(1, 3), transposed=st.booleans())
+def test_conv_forward_and_backward_equal_flop_counter(c_in, c_out, k, transposed):
+    conv = (nn.ConvTranspose2d if transposed else nn.Conv2d)(c_in, c_out, k)
+    x = torch.randn(2, c_in, 6, 6, requires_grad=True)
+    with FlopCounterMode(display=False) as fc:
+        conv(x).sum().backward()
+    ours = profile(conv, x, mode="training")  # only the shape of x is used: it does not require grad here
+    conv_macs = {phase: sum(r.macs for r in ours.records if r.category == "conv" and r.phase == phase)
+                 for phase in ("forward", "backward")}
+    assert conv_macs["backward"] == conv_macs["forward"]  # grad_weight only: the input needs no gradient
+    # FlopCounterMode's input required grad, so it also counts grad_input (one more forward's worth)
+    assert 2 * (conv_macs["forward"] * 2 + conv_macs["backward"]) == fc.get_total_flops()
+
+
+def test_grouped_conv_backward_closed_form():
+    # grad_input and grad_weight each cost the forward's MACs: C_out * positions * C_in/g * k*k per sample.
+    # (FlopCounterMode's grad_weight formula ignores groups and counts g times too much, so it is not the
+    # reference here.)
+    conv = nn.Conv2d(4, 6, 3, groups=2)
+    ours = profile(conv, input_shape=(2, 4, 5, 5), mode="training")
+    forward = 2 * 6 * 3 * 3 * (4 // 2) * 3 * 3
+    conv_backward = [r for r in ours.records if r.op == "aten.convolution_backward"]
+    assert [r.macs for r in conv_backward] == [forward]  # no grad_input: the input is not a leaf needing grad
+    grad_out_elements = 2 * 6 * 3 * 3
+    assert conv_backward[0].flops == 2 * forward + grad_out_elements  # + the bias gradient's sum
+
+
+def test_attention_macs():
+    q = torch.empty(2, 3, 5, 4)
+    k = torch.empty(2, 3, 7, 4)
+    v = torch.empty(2, 3, 7, 6)
+    macs, flops = REGISTRY["aten._scaled_dot_product_flash_attention_for_cpu"].cost((q, k, v), {}, None)
+    scores = 2 * 3 * 5 * 7
+    assert macs == scores * (4 + 6)
+    assert flops == 2 * macs + 5 * scores
+    grad = torch.empty(2, 3, 5, 6)
+    bmacs, _ = REGISTRY["aten._scaled_dot_product_flash_attention_for_cpu_backward"].cost((grad, q, k, v), {}, None)
+    assert bmacs == scores * (3 * 4 + 2 * 6)
+
+
+def test_lookup_states():
+    assert lookup(aten.mm.default).category == "matmul"
+    assert lookup(aten.relu.default).category == "elementwise"
+    assert lookup(aten.native_layer_norm.default).category == "normalization"
+    # not in the registry but tagged pointwise by PyTorch: priced as elementwise
+    assert "aten.atan2" not in REGISTRY
+    assert lookup(aten.atan2.default).category == "elementwise"
+    # neither registered nor pointwise: uncounted (None), never a silent zero
+    assert lookup(aten.linalg_cholesky_ex.default) is None
+    assert op_name(aten.mm.default) == "aten.mm"
+    assert "aten.view" in IGNORED and "aten.mm" not in IGNORED
+    assert not (IGNORED & set(REGISTRY))
+
+
+def test_batch_norm_eval_vs_train():
+    x = torch.empty(2, 3, 4, 4)
+    args = (x, None, None, None, None)
+    assert REGISTRY["aten.native_batch_norm"].cost(args + (False, 0.1, 1e-5), {}, None) == (0, 2 * x.numel())
+    assert REGISTRY["aten.native_batch_norm"].cost(args + (True, 0.1, 1e-5), {}, None) == (0, 5 * x.numel())
