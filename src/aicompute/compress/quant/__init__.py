@@ -1,0 +1,1 @@
+"""Quantization: qparams, observers and calibration, fake-quant/STE, PTQ, QAT, binary, ONNX QDQ export."""
