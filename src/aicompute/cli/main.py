@@ -13,7 +13,10 @@ from collections.abc import Sequence
 import typer
 
 from aicompute.cli import demo as demo_cmd
+from aicompute.cli import design as design_cmd
+from aicompute.cli import hw as hw_cmd
 from aicompute.cli import models as models_cmd
+from aicompute.cli import profile as profile_cmd
 from aicompute.cli import train as train_cmd
 from aicompute.errors import AicomputeError
 
@@ -26,6 +29,9 @@ app = typer.Typer(
 )
 models_cmd.register(app)
 train_cmd.register(app)
+profile_cmd.register(app)
+design_cmd.register(app)
+hw_cmd.register(app)
 demo_cmd.register(app)
 
 

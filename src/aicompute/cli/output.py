@@ -11,15 +11,25 @@ from rich.table import Table
 
 from aicompute.report.html import fmt
 
-__all__ = ["console", "print_json", "print_table", "JSON_HELP"]
+__all__ = ["console", "print_json", "print_table", "si", "JSON_HELP"]
 
 console = Console(highlight=False)
+if not console.is_terminal:  # piped or captured: rich would wrap at 80 columns and truncate wide tables
+    console = Console(highlight=False, width=160)
 JSON_HELP = "Print the result record as JSON instead of a table."
 
 
 def print_json(record: dict[str, Any]) -> None:
     """Plain JSON on stdout (no colour codes), so it can be piped."""
     print(json.dumps(record, indent=2, default=str))
+
+
+def si(value: float, unit: str = "") -> str:
+    """``1_814_000_000`` → ``"1.814 G"``: 4 significant digits with a decimal (SI) prefix."""
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.4g} {prefix}{unit}"
+    return f"{value:.4g} {unit}".rstrip()
 
 
 def print_table(

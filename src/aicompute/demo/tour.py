@@ -56,15 +56,31 @@ def _recurrent() -> Any:
     return recurrent_check()
 
 
+def _profile() -> Any:
+    from aicompute.demo.profile import profile_tour
+
+    return profile_tour()
+
+
+def _design() -> Any:
+    from aicompute.profile.cnn_table import cnn_table
+    from aicompute.profile.design import design_comparisons
+
+    return {"kind": "design", "comparisons": design_comparisons().to_dict(), "cnn": cnn_table().to_dict()}
+
+
 def default_steps() -> list[Step]:
     """The tour, chapter by chapter; each capability appends its steps here."""
     from aicompute.report import foundation as ch
+    from aicompute.report.profile import design_chapter, profile_chapter
 
     return [
         Step("zoo", "model zoo", _zoo, ch.zoo_chapter),
         Step("train_lenet5_mnist", "LeNet-5 on MNIST", _train_lenet5, ch.training_chapter),
         Step("perceptron", "perceptron and XOR", _perceptron, ch.perceptron_chapter),
         Step("recurrent", "recurrent cells", _recurrent, ch.recurrent_chapter),
+        Step("profile", "what models compute", _profile, profile_chapter),
+        Step("design", "lightweight design and classic CNNs", _design, design_chapter),
     ]
 
 

@@ -10,6 +10,7 @@ on the model: no hooks, no moved parameters, the train/eval flags as they were.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -210,7 +211,7 @@ def _trace(net: nn.Module, label: str, input_specs: list, float_dtype: torch.dty
     saved = None
     grad = contextlib.nullcontext() if training else torch.no_grad()
     try:
-        with fake_mode, modules, counter, grad:
+        with _quiet_fake_tensor_log(), fake_mode, modules, counter, grad:
             out = torch.func.functional_call(net, {**params, **buffers}, tuple(args), kwargs, strict=False)
             if training:
                 saved = counter.memory.live
@@ -222,6 +223,18 @@ def _trace(net: nn.Module, label: str, input_specs: list, float_dtype: torch.dty
             f"{_where(net, modules, label, input_specs)}{type(e).__name__}: {_first_line(e)}"
         ) from None
     return counter, list(params.values()), kv_bytes, saved
+
+
+@contextlib.contextmanager
+def _quiet_fake_tensor_log() -> Any:
+    """FakeTensorMode logs a traceback before re-raising a shape error; the error itself is what we report."""
+    logger = logging.getLogger("torch._subclasses.fake_tensor")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _fake_like(t: torch.Tensor, float_dtype: torch.dtype, device: torch.device, requires_grad: bool) -> torch.Tensor:

@@ -166,7 +166,10 @@ def _rnn_layer(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
 
 
 def _rnn_layer_backward(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
-    """Input, hidden and weight gradients: twice the forward's MACs (dX·Wᵀ and Xᵀ·dG for both matrices)."""
+    """Input, hidden and weight gradients: twice the forward's MACs (dX·Wᵀ and Xᵀ·dG for both matrices).
+
+    The fused kernel computes the input and initial-state gradients whether or not they are needed, so
+    they are counted (an unfused cell-by-cell backward, which autograd prunes, does less)."""
     macs, flops = _rnn_layer(args, kwargs, out)
     return 2 * macs, 2 * flops
 
@@ -244,7 +247,8 @@ IGNORED: frozenset[str] = frozenset({
     "aten.permute", "aten.expand", "aten.unsqueeze", "aten.squeeze", "aten.slice", "aten.select",
     "aten.alias", "aten.detach", "aten.as_strided", "aten.unbind", "aten.split", "aten.split_with_sizes",
     "aten.unfold", "aten.diagonal", "aten.view_as_real", "aten.view_as_complex", "aten.lift_fresh",
-    "aten._unsafe_split", "aten.chunk", "aten.narrow", "aten.expand_as", "aten.view_as", "aten.flatten",
+    "aten._unsafe_split", "aten.unsafe_split", "aten.unsafe_split_with_sizes", "aten.unsafe_chunk",
+    "aten.transpose_", "aten.t_", "aten.squeeze_", "aten.unsqueeze_", "aten.as_strided_", "aten.chunk", "aten.narrow", "aten.expand_as", "aten.view_as", "aten.flatten",
     "aten.unflatten", "aten.movedim", "aten.swapaxes", "aten.numpy_T", "aten.sym_size",
     "aten.sym_stride", "aten.sym_numel", "aten.sym_storage_offset", "aten.is_same_size",
     "aten.set_", "aten.resize_", "aten._local_scalar_dense", "aten.item",

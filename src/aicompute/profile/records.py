@@ -4,7 +4,8 @@ Conventions (stated in every result):
 
 * **MACs** are multiply-accumulates of the dense ("tensor") ops: matmul, conv and attention. For those
   ops ``flops = 2 × macs`` (a fused bias add is not counted, as in ``torch.utils.flop_counter`` and
-  fvcore). **Vector** ops (elementwise, reductions, normalization, softmax, pooling, ...) have ``macs = 0``
+  fvcore), plus the vector work a kernel fuses with them: attention's softmax, a conv backward's bias
+  gradient, a fused RNN layer's gate arithmetic. **Vector** ops (elementwise, reductions, normalization, softmax, pooling, ...) have ``macs = 0``
   and ``flops`` from their per-element formula in :mod:`aicompute.profile.ops`.
 * ``flops is None`` means the op is **uncounted**: no formula is registered for it. Its bytes are still
   recorded, so a result can say how much of the traffic it could not price.

@@ -1,0 +1,172 @@
+"""``aicompute profile`` — params, MACs, bytes, intensity and memory per module or per op; roofline on a chip."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from aicompute.cli.output import JSON_HELP, console, print_json, print_table, si
+from aicompute.errors import AicomputeError
+from aicompute.fileio import atomic_write_bytes, atomic_write_text
+
+MiB = 2**20
+DEFAULT_ROOFLINE_HW = "h100"
+
+
+def profile(
+    model: str = typer.Argument(..., help="Zoo name (see `aicompute models`) or pkg.module:factory."),
+    input: str = typer.Option(None, "--input", help="Input shape with batch, e.g. 1x3x224x224 (zoo default if omitted)."),
+    batch_size: int = typer.Option(1, "--batch-size", help="Batch for the zoo's default input shape."),
+    dtype: str = typer.Option("fp32", "--dtype", help="Trace dtype: fp32, bf16 or fp16."),
+    training: bool = typer.Option(False, "--training", help="Forward + the real backward, and training memory."),
+    optimizer: str = typer.Option("adam", "--optimizer", help="sgd, momentum, adam or adamw (training memory)."),
+    hw: str = typer.Option(None, "--hw", help="Roofline on this chip (see `aicompute hw list`; 'local' after a probe)."),
+    by: str = typer.Option("module", "--by", help="Rows per 'module' (a tree) or per 'op'."),
+    depth: int = typer.Option(2, "--depth", help="Module tree depth shown (0 = the model only)."),
+    phase: str = typer.Option(None, "--phase", help="prefill or decode, for models with a KV cache (GPT)."),
+    kv_len: int = typer.Option(None, "--kv-len", help="Decode: positions the new token attends to."),
+    strict: bool = typer.Option(False, "--strict", help="Fail if any op has no cost formula."),
+    csv_path: Path = typer.Option(None, "--csv", help="Also write the rows as CSV to this file."),
+    roofline_png: Path = typer.Option(None, "--roofline", help=f"Write a roofline PNG (on --hw, default {DEFAULT_ROOFLINE_HW})."),
+    json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Trace MODEL on fake tensors (no weights needed) and show what it computes."""
+    from aicompute.profile import profile as run_profile
+
+    if by not in ("module", "op"):
+        raise AicomputeError(f"--by takes 'module' or 'op', got {by!r}")
+    if depth < 0:
+        raise AicomputeError(f"--depth must be 0 or more, got {depth}")
+    result = run_profile(
+        model, input_shape=input, batch_size=batch_size, dtype=dtype,
+        mode="training" if training else "inference", optimizer=optimizer, phase=phase, kv_len=kv_len,
+        strict=strict,
+    )
+    if roofline_png is not None and hw is None:
+        hw = DEFAULT_ROOFLINE_HW
+    roof = _roofline(result, hw, depth) if hw else None
+    columns, rows = _rows(result, roof, by, depth)
+    if csv_path is not None:
+        atomic_write_text(csv_path, _csv(columns, rows))
+    if roofline_png is not None:
+        from aicompute.report.roofline import roofline_png as render
+
+        atomic_write_bytes(roofline_png, render(roof.to_dict(), by=by))
+    if json:
+        record = result.to_dict(depth=depth)
+        if roof is not None:
+            record["roofline"] = roof.to_dict()
+        print_json(record)
+        return
+    _print(result, roof, by, columns, rows)
+    for path in (csv_path, roofline_png):
+        if path is not None:
+            console.print(f"wrote {path}")
+
+
+def _roofline(result: Any, hw: str, depth: int) -> Any:
+    from aicompute.profile.roofline import roofline
+
+    return roofline(result, hw, depth=depth)
+
+
+def _rows(result: Any, roof: Any, by: str, depth: int) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Table rows; with a roofline, each row also gets its estimated time and bound."""
+    times = {}
+    if roof is not None:
+        times = {row.name: row for row in (roof.ops if by == "op" else roof.modules)}
+    if by == "op":  # MACs and FLOPs in SI units (k, M, G, T) in the table; exact in --json and --csv
+        columns = ["op", "category", "calls", "MACs", "FLOPs", "read MiB", "written MiB", "FLOP/byte"]
+        rows = [(r.op, r.category, r.cost.calls, si(r.cost.macs), si(r.cost.flops), r.cost.read / MiB,
+                 r.cost.written / MiB, r.cost.intensity) for r in result.by_op()]
+    else:
+        columns = ["module", "type", "params", "MACs", "FLOPs", "read MiB", "written MiB", "FLOP/byte"]
+        rows = [("  " * row.depth + (row.path.rpartition(".")[2] or "(model)"), row.type, row.params,
+                 si(row.cost.macs), si(row.cost.flops), row.cost.read / MiB, row.cost.written / MiB,
+                 row.cost.intensity)
+                for row in result.by_module(depth)]
+        if times:  # module times roll up: the roofline rows at this depth are the module's whole subtree
+            times = _subtree_times(roof, depth)
+    if times:
+        columns += ["est. ms", "bound"]
+        keys = [r.op for r in result.by_op()] if by == "op" else [row.path for row in result.by_module(depth)]
+        rows = [row + _time_cells(times.get(key)) for row, key in zip(rows, keys)]
+    return columns, rows
+
+
+def _subtree_times(roof: Any, depth: int) -> dict[str, Any]:
+    """Module path → (time, compute-bound time) summed over the subtree, from the roofline's leaf rows."""
+    from aicompute.profile.rollup import ancestors
+
+    out: dict[str, list[float]] = {}
+    for row in roof.modules:
+        for path in ancestors(row.name):
+            acc = out.setdefault(path, [0.0, 0.0])
+            acc[0] += row.time_s
+            acc[1] += row.compute_bound_s
+    return {path: _Timed(*acc) for path, acc in out.items()}
+
+
+class _Timed:
+    def __init__(self, time_s: float, compute_bound_s: float) -> None:
+        self.time_s = time_s
+        self.compute_bound_s = compute_bound_s
+
+    @property
+    def bound(self) -> str:
+        return "compute" if self.compute_bound_s * 2 >= self.time_s and self.time_s > 0 else "memory"
+
+
+def _time_cells(row: Any) -> tuple[Any, ...]:
+    if row is None:
+        return (0.0, "—")
+    return (row.time_s * 1e3, row.bound)
+
+
+def _csv(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    writer.writerows([tuple(v.strip() if isinstance(v, str) else v for v in row) for row in rows])
+    return buffer.getvalue()
+
+
+def _print(result: Any, roof: Any, by: str, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+    s = result.summary()
+    shapes = ", ".join("x".join(map(str, shape)) for shape, _ in result.inputs)
+    title = f"{result.model} · input {shapes} · {result.dtype} · {result.mode}"
+    if result.phase:
+        title += f" · {result.phase}" + (f" (kv_len {result.kv_len})" if result.kv_len else "")
+    print_table(
+        title,
+        ["params", "trainable", "MACs", "FLOPs", "tensor-op share", "read MiB", "written MiB", "FLOP/byte"],
+        [(s["params"], s["trainable_params"], si(s["macs"]), si(s["flops"]), f"{100 * s['tensor_flops_share']:.1f}%",
+          s["read_bytes"] / MiB, s["written_bytes"] / MiB, s["intensity_flops_per_byte"])],
+        caption="MACs = multiply-accumulates of matmul/conv/attention; FLOPs = 2 x MACs + vector-op FLOPs",
+    )
+    print_table(f"per {by}", columns, rows)
+    print_table("memory", ["item", "MiB"], [
+        (key.removesuffix("_bytes"), value / MiB if key.endswith("_bytes") else value)
+        for key, value in result.memory().items()])
+    coverage = result.coverage()
+    if coverage["uncounted"]:
+        print_table("uncounted ops (no cost formula; bytes still counted)", ["op", "calls", "MiB", "share of bytes"],
+                    [(u["op"], u["calls"], u["bytes"] / MiB, f"{100 * u['bytes_share']:.1f}%")
+                     for u in coverage["uncounted"]])
+    console.print(f"{coverage['counted_calls']} op calls counted, {coverage['ignored_calls']} ignored on purpose "
+                  f"(views, metadata), {coverage['uncounted_calls']} uncounted · traced in {result.seconds:.2f} s")
+    if roof is not None:
+        t = roof.to_dict()["totals"]
+        console.print(f"roofline on {roof.hw.name}: estimated {t['latency_ms']:.4g} ms, "
+                      f"{100 * t['compute_bound_share']:.0f}% of the time compute-bound, "
+                      f"{100 * t['memory_bound_share']:.0f}% memory-bound")
+        for note in roof.notes():
+            console.print(f"  · {note}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("profile")(profile)
