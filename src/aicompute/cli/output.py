@@ -11,7 +11,7 @@ from rich.table import Table
 
 from aicompute.report.html import fmt
 
-__all__ = ["console", "print_json", "print_table", "si", "JSON_HELP"]
+__all__ = ["console", "print_json", "print_table", "si", "binary_size", "JSON_HELP"]
 
 console = Console(highlight=False)
 if not console.is_terminal:  # piped or captured: rich would wrap at 80 columns and truncate wide tables
@@ -30,6 +30,14 @@ def si(value: float, unit: str = "") -> str:
         if abs(value) >= factor:
             return f"{value / factor:.4g} {prefix}{unit}"
     return f"{value:.4g} {unit}".rstrip()
+
+
+def binary_size(nbytes: float) -> str:
+    """``3_500_000`` → ``"3.338 MiB"``: bytes with a binary prefix, 4 significant digits."""
+    for power, prefix in ((5, "PiB"), (4, "TiB"), (3, "GiB"), (2, "MiB"), (1, "KiB")):
+        if abs(nbytes) >= 1024**power:
+            return f"{nbytes / 1024**power:.4g} {prefix}"
+    return f"{nbytes:.4g} B"
 
 
 def print_table(

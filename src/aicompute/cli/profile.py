@@ -9,11 +9,10 @@ from typing import Any
 
 import typer
 
-from aicompute.cli.output import JSON_HELP, console, print_json, print_table, si
+from aicompute.cli.output import JSON_HELP, binary_size, console, print_json, print_table, si
 from aicompute.errors import AicomputeError
 from aicompute.fileio import atomic_write_bytes, atomic_write_text
 
-MiB = 2**20
 DEFAULT_ROOFLINE_HW = "h100"
 
 
@@ -79,15 +78,14 @@ def _rows(result: Any, roof: Any, by: str, depth: int) -> tuple[list[str], list[
     times = {}
     if roof is not None:
         times = {row.name: row for row in (roof.ops if by == "op" else roof.modules)}
-    if by == "op":  # MACs and FLOPs in SI units (k, M, G, T) in the table; exact in --json and --csv
-        columns = ["op", "category", "calls", "MACs", "FLOPs", "read MiB", "written MiB", "FLOP/byte"]
-        rows = [(r.op, r.category, r.cost.calls, si(r.cost.macs), si(r.cost.flops), r.cost.read / MiB,
-                 r.cost.written / MiB, r.cost.intensity) for r in result.by_op()]
+    if by == "op":  # exact numbers here (for --csv); _display shortens them for the table
+        columns = ["op", "category", "calls", "MACs", "FLOPs", "read bytes", "written bytes", "FLOP/byte"]
+        rows = [(r.op, r.category, r.cost.calls, r.cost.macs, r.cost.flops, r.cost.read, r.cost.written,
+                 r.cost.intensity) for r in result.by_op()]
     else:
-        columns = ["module", "type", "params", "MACs", "FLOPs", "read MiB", "written MiB", "FLOP/byte"]
+        columns = ["module", "type", "params", "MACs", "FLOPs", "read bytes", "written bytes", "FLOP/byte"]
         rows = [("  " * row.depth + (row.path.rpartition(".")[2] or "(model)"), row.type, row.params,
-                 si(row.cost.macs), si(row.cost.flops), row.cost.read / MiB, row.cost.written / MiB,
-                 row.cost.intensity)
+                 row.cost.macs, row.cost.flops, row.cost.read, row.cost.written, row.cost.intensity)
                 for row in result.by_module(depth)]
         if times:  # module times roll up: the roofline rows at this depth are the module's whole subtree
             times = _subtree_times(roof, depth)
@@ -127,6 +125,13 @@ def _time_cells(row: Any) -> tuple[Any, ...]:
     return (row.time_s * 1e3, row.bound)
 
 
+def _display(columns: list[str], rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """MACs/FLOPs with SI prefixes, bytes with binary prefixes; other cells as they are."""
+    shorten = {"MACs": si, "FLOPs": si, "read bytes": binary_size, "written bytes": binary_size}
+    fns = [shorten.get(c) for c in columns]
+    return [tuple(fn(v) if fn else v for fn, v in zip(fns, row)) for row in rows]
+
+
 def _csv(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -143,19 +148,19 @@ def _print(result: Any, roof: Any, by: str, columns: list[str], rows: list[tuple
         title += f" · {result.phase}" + (f" (kv_len {result.kv_len})" if result.kv_len else "")
     print_table(
         title,
-        ["params", "trainable", "MACs", "FLOPs", "tensor-op share", "read MiB", "written MiB", "FLOP/byte"],
+        ["params", "trainable", "MACs", "FLOPs", "tensor-op share", "read", "written", "FLOP/byte"],
         [(s["params"], s["trainable_params"], si(s["macs"]), si(s["flops"]), f"{100 * s['tensor_flops_share']:.1f}%",
-          s["read_bytes"] / MiB, s["written_bytes"] / MiB, s["intensity_flops_per_byte"])],
+          binary_size(s["read_bytes"]), binary_size(s["written_bytes"]), s["intensity_flops_per_byte"])],
         caption="MACs = multiply-accumulates of matmul/conv/attention; FLOPs = 2 x MACs + vector-op FLOPs",
     )
-    print_table(f"per {by}", columns, rows)
-    print_table("memory", ["item", "MiB"], [
-        (key.removesuffix("_bytes"), value / MiB if key.endswith("_bytes") else value)
+    print_table(f"per {by}", columns, _display(columns, rows))
+    print_table("memory", ["item", "size"], [
+        (key.removesuffix("_bytes"), binary_size(value) if key.endswith("_bytes") else value)
         for key, value in result.memory().items()])
     coverage = result.coverage()
     if coverage["uncounted"]:
-        print_table("uncounted ops (no cost formula; bytes still counted)", ["op", "calls", "MiB", "share of bytes"],
-                    [(u["op"], u["calls"], u["bytes"] / MiB, f"{100 * u['bytes_share']:.1f}%")
+        print_table("uncounted ops (no cost formula; bytes still counted)", ["op", "calls", "bytes", "share of bytes"],
+                    [(u["op"], u["calls"], binary_size(u["bytes"]), f"{100 * u['bytes_share']:.1f}%")
                      for u in coverage["uncounted"]])
     console.print(f"{coverage['counted_calls']} op calls counted, {coverage['ignored_calls']} ignored on purpose "
                   f"(views, metadata), {coverage['uncounted_calls']} uncounted · traced in {result.seconds:.2f} s")
