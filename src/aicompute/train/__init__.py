@@ -13,7 +13,7 @@
 Nothing here prints unless asked (``progress=True``).
 """
 
-from aicompute.train.api import TrainResult, evaluate_checkpoint, train_model
+from aicompute.train.api import TrainResult, checkpoint_and_data, evaluate_checkpoint, train_model
 from aicompute.train.callbacks import HOOKS, Callback, EarlyStopping, LambdaCallback, TrainState
 from aicompute.train.checkpoint import Checkpoint, is_imported_model, load_checkpoint, save_checkpoint
 from aicompute.train.evaluate import evaluate
@@ -40,6 +40,7 @@ __all__ = [
     "default_loss",
     "evaluate",
     "evaluate_checkpoint",
+    "checkpoint_and_data",
     "fit",
     "is_imported_model",
     "json_safe",

@@ -22,7 +22,7 @@ from typing import Any
 from torch import nn
 
 from aicompute.errors import AicomputeError
-from aicompute.train.checkpoint import load_checkpoint, save_checkpoint
+from aicompute.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from aicompute.train.compat import check_fits, data_info
 from aicompute.train.evaluate import evaluate
 from aicompute.train.loop import fit
@@ -30,7 +30,7 @@ from aicompute.train.optim import OptimizerSpec
 from aicompute.train.results import EvalResult, FitResult, json_safe
 from aicompute.train.seeding import seeded
 
-__all__ = ["TrainResult", "train_model", "evaluate_checkpoint"]
+__all__ = ["TrainResult", "train_model", "evaluate_checkpoint", "checkpoint_and_data"]
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,18 @@ def evaluate_checkpoint(
     propagate unchanged. ``allow_import`` is :func:`~aicompute.train.checkpoint.load_checkpoint`'s: a
     checkpoint of a ``pkg.module:factory`` model loads only with ``allow_import=True``, for trusted files.
     """
+    checkpoint, dataset, data_name = checkpoint_and_data(path, data, split=split, allow_import=allow_import)
+    result = evaluate(checkpoint.model, dataset, batch_size=batch_size, device=device)
+    return replace(result, model=checkpoint.model_name, data=data_name)
+
+
+def checkpoint_and_data(
+    path: str | Path, data: Any = None, *, split: str = "test", allow_import: bool = False
+) -> tuple[Checkpoint, Any, str | None]:
+    """The checkpoint at ``path``, the ``split`` of ``data`` it is measured on, and that data set's name.
+
+    ``data`` as in :func:`evaluate_checkpoint`; the two are checked to fit each other.
+    """
     from aicompute.data import get_dataset
 
     checkpoint = load_checkpoint(path, allow_import=allow_import)
@@ -189,5 +201,4 @@ def evaluate_checkpoint(
         info = data_info(data)
         data_name = None if info is None else info.name
     check_fits(checkpoint, dataset)
-    result = evaluate(checkpoint.model, dataset, batch_size=batch_size, device=device)
-    return replace(result, model=checkpoint.model_name, data=data_name)
+    return checkpoint, dataset, data_name

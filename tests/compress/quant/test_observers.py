@@ -5,7 +5,7 @@ MSE grid evaluated with torch's own fake quantization."""
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from torch.ao import quantization as tq
@@ -98,6 +98,9 @@ def test_per_channel_observers_equal_torch(batches, kind, signed, symmetric, axi
 @settings(max_examples=20, deadline=None)
 @given(batches=batches_1d, constant=st.sampled_from([0.3, 1.0]))
 def test_moving_average_constant_equals_torch(batches, constant):
+    # torch updates min + c·(new_min − min) in float32: with c = 1 and a last batch whose min equals its max,
+    # that can land one rounding step above the max and trip torch's own min <= max assertion.
+    assume(constant != 1.0 or float(batches[-1].min()) < float(batches[-1].max()))
     _assert_same_qparams(batches, "moving_average", True, False, axis=None, constant=constant)
 
 
