@@ -94,7 +94,8 @@ def test_command_and_flag_set_is_pinned():
         "profile": sorted(["--input", "--batch-size", "--dtype", "--training", "--optimizer", "--hw", "--by",
                            "--depth", "--phase", "--kv-len", "--strict", "--csv", "--roofline", "--json"]),
         "design": sorted(["--only", "--json"]),
-        "hw": [],  # a group: `hw list` and `hw probe` are pinned in tests/cli/test_hw.py
+        "hw": [],
+        "formats": sorted(["--data", "-d", "--allow-import", "--json"]),  # a group: `hw list` and `hw probe` are pinned in tests/cli/test_hw.py
     }
 
 

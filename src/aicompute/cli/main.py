@@ -14,6 +14,7 @@ import typer
 
 from aicompute.cli import demo as demo_cmd
 from aicompute.cli import design as design_cmd
+from aicompute.cli import formats as formats_cmd
 from aicompute.cli import hw as hw_cmd
 from aicompute.cli import models as models_cmd
 from aicompute.cli import profile as profile_cmd
@@ -32,6 +33,7 @@ train_cmd.register(app)
 profile_cmd.register(app)
 design_cmd.register(app)
 hw_cmd.register(app)
+formats_cmd.register(app)
 demo_cmd.register(app)
 
 
