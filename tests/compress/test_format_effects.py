@@ -1,7 +1,5 @@
 """Format effects on a trained checkpoint: fp32 is exact, narrower formats cost more, sizes are exact."""
 
-import math
-
 import pytest
 import torch
 
@@ -37,4 +35,4 @@ def test_cast_weights_copies_and_rounds():
     cast_model = cast_weights(model, "fp8_e4m3")
     assert torch.equal(model.weight, before)  # input untouched
     assert torch.equal(cast_model.weight, cast(before, "fp8_e4m3"))
-    assert math.isclose(float(cast_model.weight.abs().max()), float(cast(before, "fp8_e4m3").abs().max()))
+    assert not torch.equal(cast_model.weight, before)  # fp8 really rounds these weights
