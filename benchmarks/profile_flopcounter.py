@@ -51,7 +51,7 @@ from torch.utils.flop_counter import (
 )
 
 from aicompute.models import example_input, get_model, list_models, model_spec
-from aicompute.profile.api import profile
+from aicompute.profile.api import output_tensors, profile
 from aicompute.profile.records import is_tensor_category
 
 aten = torch.ops.aten
@@ -62,16 +62,6 @@ recurrent (three kinds), and the three GPTs."""
 _STOCK_CONV_BACKWARD = flop_registry[aten.convolution_backward]
 
 
-def _outputs(out: Any) -> list[torch.Tensor]:
-    if isinstance(out, torch.Tensor):
-        return [out]
-    if isinstance(out, dict):
-        out = list(out.values())
-    if isinstance(out, (tuple, list)):
-        return [t for v in out for t in _outputs(v)]
-    return []
-
-
 def _run(model: nn.Module, state: dict[str, torch.Tensor] | None, x: torch.Tensor, training: bool) -> None:
     """One forward (``state`` replaces parameters and buffers when given) and, for training, the backward
     of a gradient of ones on every output that needs one (as the profiler does)."""
@@ -79,7 +69,7 @@ def _run(model: nn.Module, state: dict[str, torch.Tensor] | None, x: torch.Tenso
     with grad:
         out = torch.func.functional_call(model, state, (x,)) if state is not None else model(x)
         if training:
-            outs = [t for t in _outputs(out) if t.requires_grad]
+            outs = [t for t in output_tensors(out) if t.requires_grad]
             torch.autograd.backward(outs, [torch.ones_like(t) for t in outs])
 
 

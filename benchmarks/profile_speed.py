@@ -48,7 +48,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from aicompute.models import example_input, get_model, model_spec
-from aicompute.profile.api import profile
+from aicompute.profile.api import output_tensors, profile
 
 try:
     from aicompute.profile.hardware import get_hardware
@@ -99,23 +99,13 @@ print(json.dumps({"baseline_rss": baseline, "peak_rss": peak(), "build_s": built
 """
 
 
-def _outputs(out: Any) -> list[torch.Tensor]:
-    if isinstance(out, torch.Tensor):
-        return [out]
-    if isinstance(out, dict):
-        out = list(out.values())
-    if isinstance(out, (tuple, list)):
-        return [t for v in out for t in _outputs(v)]
-    return []
-
-
 def flop_counter(model: nn.Module, x: torch.Tensor, mode: str) -> int:
     training = mode == "training"
     model.train(training)
     with FlopCounterMode(display=False) as fc, contextlib.nullcontext() if training else torch.no_grad():
         out = model(x)
         if training:
-            outs = [t for t in _outputs(out) if t.requires_grad]
+            outs = [t for t in output_tensors(out) if t.requires_grad]
             torch.autograd.backward(outs, [torch.ones_like(t) for t in outs])
     return fc.get_total_flops()
 

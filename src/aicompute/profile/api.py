@@ -257,19 +257,20 @@ def _kv_cache(net: nn.Module, phase: str | None, args: list[torch.Tensor], kv_le
 
 
 def _backward(out: Any, label: str) -> None:
-    tensors = [t for t in _flatten(out) if t.requires_grad]
+    tensors = [t for t in output_tensors(out) if t.requires_grad]
     if not tensors:
         raise AicomputeError(f"{label}'s outputs need no gradient (are all parameters frozen?); nothing to train")
     torch.autograd.backward(tensors, [torch.ones_like(t) for t in tensors])
 
 
-def _flatten(value: Any) -> list[torch.Tensor]:
+def output_tensors(value: Any) -> list[torch.Tensor]:
+    """Every tensor in a model output: a tensor, or tuples, lists and dicts of them (nested)."""
     if isinstance(value, torch.Tensor):
         return [value]
     if isinstance(value, dict):
         value = list(value.values())
     if isinstance(value, (tuple, list)):
-        return [t for v in value for t in _flatten(v)]
+        return [t for v in value for t in output_tensors(v)]
     return []
 
 
