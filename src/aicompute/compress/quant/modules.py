@@ -1,0 +1,369 @@
+"""Quantized layer wrappers and the module surgery around them: prepare, calibrate, freeze.
+
+A :class:`QuantModule` wraps a float ``nn.Conv1d/2d/3d`` or ``nn.Linear`` and shares its parameters (the same
+``nn.Parameter`` objects, never a copy): its forward fake-quantizes the input with ``input_quantizer`` and the
+weight with ``weight_quantizer`` (either may be None: weight-only when there is no input quantizer), then runs
+the float layer's own computation on the results. The bias stays float.
+
+The post-training flow on a copy of the user's model (the input model is never modified)::
+
+    folded = fold_batchnorm(model)                    # Conv → BN pairs become one conv (quant/fold.py)
+    prepared, report = prepare(folded, QuantSpec(QScheme(axis=0), QScheme(symmetric=False, signed=False)))
+    calibrate(prepared, batches)                      # input observers see float activations
+    freeze(prepared)                                  # parameters fixed, "quantize" mode
+    {name: (layer.weight_qparams(), layer.input_qparams()) for name, layer in quant_layers(prepared).items()}
+
+Conventions:
+
+* During calibration the network runs in float: input quantizers observe, weights are used as they are. A
+  weight quantizer never sees batches: its range is the weight's own, observed once when the layer is frozen.
+* Layer names are the float model's (``named_modules()``): a wrapper takes the place of the layer it wraps,
+  which lives on as its ``module`` child.
+* Supported layers are exactly ``nn.Conv1d``, ``nn.Conv2d``, ``nn.Conv3d`` and ``nn.Linear`` (a subclass may
+  change the computation, so it is not wrapped); every other module that holds parameters stays float and is
+  listed in :attr:`PrepareReport.unsupported`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from dataclasses import KW_ONLY, asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aicompute.checks import did_you_mean
+from aicompute.compress.quant.fake import FakeQuantizer, LSQQuantizer, Quantizer
+from aicompute.compress.quant.observers import OBSERVERS
+from aicompute.compress.quant.qparams import QParams, QScheme
+from aicompute.errors import AicomputeError
+from aicompute.modes import eval_mode
+
+__all__ = [
+    "QuantSpec", "QuantModule", "QuantConv1d", "QuantConv2d", "QuantConv3d", "QuantLinear", "PrepareReport",
+    "prepare", "calibrate", "freeze", "quant_layers",
+]  # fmt: skip
+
+
+# --- what to quantize ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QuantSpec:
+    """How :func:`prepare` quantizes each supported layer.
+
+    The defaults are torch's: int8 symmetric weights per output channel, uint8 affine activations per tensor.
+    """
+
+    weight: QScheme | None = QScheme(axis=0)
+    """Weight scheme; None keeps weights float (activation-only). ``axis`` counts in the torch weight (0 = outputs)."""
+    activation: QScheme | None = QScheme(symmetric=False, signed=False)
+    """Scheme of each wrapped layer's input, per tensor; None for weight-only quantization."""
+    _: KW_ONLY
+    weight_observer: str = "minmax"
+    """Calibration method of the weights (an :data:`OBSERVERS` name; ``"lsq"`` too when learnable)."""
+    activation_observer: str = "minmax"
+    """Calibration method of the activations."""
+    learnable: bool = False
+    """LSQ quantizers (learned step size, initialised by the observer, or LSQ's rule for ``"lsq"``) for QAT."""
+    skip: tuple[str, ...] = ()
+    """Module names to keep float; a name covers everything under it (``"layer1"`` skips ``"layer1.0.conv1"``)."""
+
+    def __post_init__(self) -> None:
+        for role in ("weight", "activation"):
+            scheme = getattr(self, role)
+            if scheme is not None and not isinstance(scheme, QScheme):
+                raise AicomputeError(f"QuantSpec.{role} must be a QScheme or None, got {type(scheme).__name__}")
+        if self.weight is None and self.activation is None:
+            raise AicomputeError("QuantSpec quantizes nothing: give a weight scheme, an activation scheme or both")
+        if self.activation is not None and self.activation.axis is not None:
+            raise AicomputeError("activations are quantized per tensor: use an activation QScheme with axis=None")
+        if not isinstance(self.learnable, bool):
+            raise AicomputeError(f"QuantSpec.learnable must be True or False, got {self.learnable!r}")
+        methods = [*OBSERVERS, "lsq"] if self.learnable else list(OBSERVERS)
+        for role in ("weight_observer", "activation_observer"):
+            method = getattr(self, role)
+            if method not in methods:
+                raise AicomputeError(
+                    f"QuantSpec.{role}={method!r} is not a calibration method{did_you_mean(str(method), methods)}; "
+                    f"choose one of {', '.join(methods)}"
+                )
+        if self.weight is not None and self.weight.axis is not None and self.weight_observer != "lsq":
+            if not OBSERVERS[self.weight_observer].supports_per_channel:
+                raise AicomputeError(
+                    f"the {self.weight_observer!r} observer picks one range per tensor but the weight scheme is "
+                    "per-channel; use weight_observer='minmax' (or 'moving_average'), or QScheme(axis=None)"
+                )
+        skip = (self.skip,) if isinstance(self.skip, str) else self.skip
+        if not isinstance(skip, (tuple, list)) or not all(isinstance(name, str) for name in skip):
+            raise AicomputeError(f"QuantSpec.skip must be module names (strings), got {self.skip!r}")
+        object.__setattr__(self, "skip", tuple(skip))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["skip"] = list(self.skip)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> QuantSpec:
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise AicomputeError(f"unknown QuantSpec field(s) {sorted(unknown)}; fields are {[f.name for f in fields(cls)]}")
+        d = dict(d)
+        for role in ("weight", "activation"):
+            if d.get(role) is not None:
+                d[role] = QScheme.from_dict(d[role])
+        d["skip"] = tuple(d.get("skip", ()))
+        return cls(**d)
+
+
+def _quantizer(
+    scheme: QScheme, method: str, learnable: bool, *, channels: int | None = None, activation: bool = False
+) -> Quantizer:
+    if learnable:
+        return LSQQuantizer(scheme, channels=channels, init=method, activation=activation)
+    return FakeQuantizer(scheme, method)
+
+
+# --- the wrappers --------------------------------------------------------------------------------------
+
+
+def _check_weight_axis(module: nn.Module, axis: int | None) -> int | None:
+    shape = tuple(module.weight.shape)
+    if axis is not None and not -len(shape) <= axis < len(shape):
+        raise AicomputeError(f"weight channel axis {axis} is out of range for a weight of shape {shape}; use 0")
+    return axis
+
+
+class QuantModule(nn.Module):
+    """A float layer whose input and weight pass through fake quantizers. Subclasses set ``float_type``."""
+
+    float_type: ClassVar[type[nn.Module]]
+
+    def __init__(
+        self, module: nn.Module, weight_quantizer: Quantizer | None, input_quantizer: Quantizer | None
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if type(module) is not self.float_type:
+            raise AicomputeError(f"{name} wraps an nn.{self.float_type.__name__}, got {type(module).__name__}")
+        if weight_quantizer is None and input_quantizer is None:
+            raise AicomputeError(f"{name} needs a weight quantizer, an input quantizer or both")
+        for role, q in (("weight_quantizer", weight_quantizer), ("input_quantizer", input_quantizer)):
+            if q is not None and not isinstance(q, Quantizer):
+                raise AicomputeError(f"{role} must be a FakeQuantizer or LSQQuantizer, got {type(q).__name__}")
+        if weight_quantizer is not None:
+            _check_weight_axis(module, weight_quantizer.scheme.axis)
+        self.module = module  # shares the float layer's parameters
+        self.weight_quantizer = weight_quantizer
+        self.input_quantizer = input_quantizer
+        self.train(module.training)
+
+    @classmethod
+    def from_float(cls, module: nn.Module, spec: QuantSpec) -> QuantModule:
+        """Wrap ``module`` with the quantizers ``spec`` asks for."""
+        weight_q = input_q = None
+        if spec.weight is not None:
+            axis = _check_weight_axis(module, spec.weight.axis)
+            channels = None if axis is None else module.weight.shape[axis]
+            weight_q = _quantizer(spec.weight, spec.weight_observer, spec.learnable, channels=channels)
+        if spec.activation is not None:
+            input_q = _quantizer(spec.activation, spec.activation_observer, spec.learnable, activation=True)
+        return cls(module, weight_q, input_q)
+
+    @property
+    def weight(self) -> Tensor:
+        return self.module.weight
+
+    @property
+    def bias(self) -> Tensor | None:
+        return self.module.bias
+
+    def quantized_weight(self) -> Tensor:
+        """The weight the forward pass uses: fake-quantized once frozen, float while calibrating."""
+        q = self.weight_quantizer
+        if q is None or q.mode == "calibrate":
+            return self.module.weight
+        return q(self.module.weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.input_quantizer is not None:
+            x = self.input_quantizer(x)
+        return self._compute(x, self.quantized_weight())
+
+    def _compute(self, x: Tensor, weight: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def freeze(self) -> QuantModule:
+        """Fix the weight's parameters from the current weight and the input's from calibration; returns self."""
+        q = self.weight_quantizer
+        if q is not None and q.mode == "calibrate":
+            q.observe(self.module.weight).freeze()
+        if self.input_quantizer is not None:
+            self.input_quantizer.freeze()
+        return self
+
+    def _frozen_qparams(self, q: Quantizer | None) -> QParams | None:
+        if q is None:
+            return None
+        if q.mode != "quantize":
+            raise AicomputeError(f"{type(self).__name__} is not frozen yet: call freeze(prepared) after calibration")
+        return q.qparams
+
+    def weight_qparams(self) -> QParams | None:
+        """The weight's quantization parameters, or None when weights stay float."""
+        return self._frozen_qparams(self.weight_quantizer)
+
+    def input_qparams(self) -> QParams | None:
+        """The input activation's quantization parameters, or None for a weight-only layer."""
+        return self._frozen_qparams(self.input_quantizer)
+
+
+class _QuantConv(QuantModule):
+    def _compute(self, x: Tensor, weight: Tensor) -> Tensor:
+        return self.module._conv_forward(x, weight, self.module.bias)  # the conv's own padding mode and strides
+
+
+class QuantConv1d(_QuantConv):
+    float_type = nn.Conv1d
+
+
+class QuantConv2d(_QuantConv):
+    float_type = nn.Conv2d
+
+
+class QuantConv3d(_QuantConv):
+    float_type = nn.Conv3d
+
+
+class QuantLinear(QuantModule):
+    float_type = nn.Linear
+
+    def _compute(self, x: Tensor, weight: Tensor) -> Tensor:
+        return F.linear(x, weight, self.module.bias)
+
+
+_WRAPPERS: dict[type[nn.Module], type[QuantModule]] = {
+    cls.float_type: cls for cls in (QuantConv1d, QuantConv2d, QuantConv3d, QuantLinear)
+}
+
+
+# --- prepare, calibrate, freeze ------------------------------------------------------------------------
+
+
+@dataclass
+class PrepareReport:
+    """What :func:`prepare` did, by module name."""
+
+    quantized: list[str] = field(default_factory=list)
+    """Layers wrapped in a :class:`QuantModule`."""
+    skipped: list[str] = field(default_factory=list)
+    """Supported layers kept float because ``QuantSpec.skip`` named them."""
+    unsupported: dict[str, str] = field(default_factory=dict)
+    """Other modules holding parameters (name → type), kept float; "" is the model itself."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _is_skipped(name: str, skip: tuple[str, ...]) -> bool:
+    return any(name == s or name.startswith(s + ".") for s in skip)
+
+
+def prepare(model: nn.Module, spec: QuantSpec | None = None) -> tuple[nn.Module, PrepareReport]:
+    """A copy of ``model`` with every supported layer wrapped for ``spec`` (default :class:`QuantSpec`), and a
+    report; the quantizers start in ``"calibrate"`` mode. ``model`` itself is left untouched."""
+    if not isinstance(model, nn.Module):
+        raise AicomputeError(f"prepare takes an nn.Module, got {type(model).__name__}")
+    spec = QuantSpec() if spec is None else spec
+    if not isinstance(spec, QuantSpec):
+        raise AicomputeError(f"prepare takes a QuantSpec, got {type(spec).__name__}")
+    names = dict(model.named_modules())
+    if any(isinstance(m, QuantModule) for m in names.values()):
+        raise AicomputeError("the model is already prepared (it holds QuantModules); prepare the float model")
+    for name in spec.skip:
+        if name not in names:
+            raise AicomputeError(
+                f"QuantSpec.skip names {name!r}, which the model does not have{did_you_mean(name, names)}; "
+                "use names from model.named_modules()"
+            )
+    prepared = copy.deepcopy(model)
+    report = PrepareReport()
+    wrappers: dict[int, QuantModule] = {}  # by id: a layer registered twice gets one wrapper
+    float_ids: set[int] = set()
+    for name, module in list(prepared.named_modules(remove_duplicate=False)):
+        wrapper_type = _WRAPPERS.get(type(module))
+        if wrapper_type is not None and _is_skipped(name, spec.skip):
+            report.skipped.append(name)
+        elif wrapper_type is not None:
+            if id(module) not in wrappers:
+                wrappers[id(module)] = wrapper_type.from_float(module, spec)
+                report.quantized.append(name)
+            if name == "":
+                return wrappers[id(module)], report
+            prepared.set_submodule(name, wrappers[id(module)])
+        elif any(True for _ in module.parameters(recurse=False)) and id(module) not in float_ids:
+            float_ids.add(id(module))
+            report.unsupported[name] = type(module).__name__
+    return prepared, report
+
+
+def quant_layers(prepared: nn.Module) -> dict[str, QuantModule]:
+    """The wrapped layers of a prepared model, by name (the float model's names)."""
+    return {name: m for name, m in prepared.named_modules() if isinstance(m, QuantModule)}
+
+
+def _layers_or_fail(prepared: nn.Module, verb: str) -> dict[str, QuantModule]:
+    layers = quant_layers(prepared)
+    if not layers:
+        raise AicomputeError(f"{verb} needs a prepared model (no QuantModule found): call prepare(model, spec) first")
+    return layers
+
+
+def calibrate(prepared: nn.Module, batches: Iterable[Any], *, max_batches: int | None = None) -> nn.Module:
+    """Run ``batches`` through ``prepared`` in eval mode without gradients so the input observers see them.
+
+    A batch is a tensor or a ``(inputs, targets, ...)`` tuple/list (a DataLoader's); inputs go to the model's
+    device. Updates ``prepared``'s observers in place and returns it. Weight-only models need no batches.
+    """
+    layers = _layers_or_fail(prepared, "calibrate")
+    inputs = [m.input_quantizer for m in layers.values() if m.input_quantizer is not None]
+    if any(q.mode != "calibrate" for q in inputs):
+        raise AicomputeError("the model is already frozen; calibrate a freshly prepared model, then freeze it")
+    if not inputs:
+        return prepared  # weight-only: weights are observed by freeze()
+    param = next(prepared.parameters(), None)
+    device = param.device if param is not None else None
+    seen = 0
+    with eval_mode(prepared), torch.no_grad():
+        for batch in batches:
+            x = batch[0] if isinstance(batch, (tuple, list)) and batch else batch
+            if not isinstance(x, Tensor):
+                raise AicomputeError(
+                    f"calibration batches must be tensors or (inputs, targets) pairs, got {type(x).__name__}"
+                )
+            prepared(x.to(device) if device is not None else x)
+            seen += 1
+            if max_batches is not None and seen >= max_batches:
+                break
+    if seen == 0:
+        raise AicomputeError("calibrate got no batches; pass a non-empty iterable of input batches (a DataLoader)")
+    return prepared
+
+
+def freeze(prepared: nn.Module) -> nn.Module:
+    """Fix every layer's quantization parameters and switch to ``"quantize"`` mode (in place; returns ``prepared``)."""
+    layers = _layers_or_fail(prepared, "freeze")
+    for name, layer in layers.items():
+        q = layer.input_quantizer
+        if isinstance(q, FakeQuantizer) and q.mode == "calibrate" and not q.has_data:
+            raise AicomputeError(
+                f"layer {name!r} has seen no calibration data: run calibrate(prepared, batches) before freeze, "
+                "or prepare with QuantSpec(activation=None) for weight-only quantization"
+            )
+    for layer in layers.values():
+        layer.freeze()
+    return prepared
