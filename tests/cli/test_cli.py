@@ -95,7 +95,10 @@ def test_command_and_flag_set_is_pinned():
                            "--depth", "--phase", "--kv-len", "--strict", "--csv", "--roofline", "--json"]),
         "design": sorted(["--only", "--json"]),
         "hw": [],
-        "formats": sorted(["--data", "-d", "--allow-import", "--json"]),  # a group: `hw list` and `hw probe` are pinned in tests/cli/test_hw.py
+        "formats": sorted(["--data", "-d", "--allow-import", "--json"]),
+        "quantize": sorted(["--data", "-d", "--bits", "--act-bits", "--scheme", "--granularity", "--calib",
+                            "--weight-only", "--qat-epochs", "--lsq", "--mixed-precision", "--budget", "--export",
+                            "--json"]),  # a group: `hw list` and `hw probe` are pinned in tests/cli/test_hw.py
     }
 
 

@@ -18,6 +18,7 @@ from aicompute.cli import formats as formats_cmd
 from aicompute.cli import hw as hw_cmd
 from aicompute.cli import models as models_cmd
 from aicompute.cli import profile as profile_cmd
+from aicompute.cli import quantize as quantize_cmd
 from aicompute.cli import train as train_cmd
 from aicompute.errors import AicomputeError
 
@@ -34,6 +35,7 @@ profile_cmd.register(app)
 design_cmd.register(app)
 hw_cmd.register(app)
 formats_cmd.register(app)
+quantize_cmd.register(app)
 demo_cmd.register(app)
 
 

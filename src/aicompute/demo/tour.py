@@ -69,10 +69,17 @@ def _design() -> Any:
     return {"kind": "design", "comparisons": design_comparisons().to_dict(), "cnn": cnn_table().to_dict()}
 
 
+def _quant() -> Any:
+    from aicompute.demo.quant import quant_tour
+
+    return quant_tour()
+
+
 def default_steps() -> list[Step]:
     """The tour, chapter by chapter; each capability appends its steps here."""
     from aicompute.report import foundation as ch
     from aicompute.report.profile import design_chapter, profile_chapter
+    from aicompute.report.quant import quant_chapter
 
     return [
         Step("zoo", "model zoo", _zoo, ch.zoo_chapter),
@@ -81,6 +88,7 @@ def default_steps() -> list[Step]:
         Step("recurrent", "recurrent cells", _recurrent, ch.recurrent_chapter),
         Step("profile", "what models compute", _profile, profile_chapter),
         Step("design", "lightweight design and classic CNNs", _design, design_chapter),
+        Step("quant", "quantization", _quant, quant_chapter),
     ]
 
 

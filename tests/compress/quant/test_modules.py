@@ -7,6 +7,8 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from aicompute.compress.quant.fake import FakeQuantizer, LSQQuantizer
@@ -17,10 +19,12 @@ from aicompute.compress.quant.modules import (
     QuantSpec,
     calibrate,
     freeze,
+    int32_bias,
     prepare,
     quant_layers,
+    quantize_outputs,
 )
-from aicompute.compress.quant.qparams import QScheme, compute_qparams
+from aicompute.compress.quant.qparams import QParams, QScheme, compute_qparams
 from aicompute.errors import AicomputeError
 from aicompute.models import get_model
 
@@ -36,6 +40,12 @@ def _state_equal(a: dict, b: dict) -> bool:
 
 def _snapshot(model: nn.Module) -> dict:
     return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _on_int32_grid(bias: torch.Tensor, s_in: torch.Tensor, s_w: torch.Tensor) -> torch.Tensor:
+    """round(b / (s_in·s_w))·s_in·s_w with the step in float32: the bias ORT's integer kernels add."""
+    step = (s_in.float() * s_w.float()).double()
+    return (torch.round(bias.detach().double() / step) * step).float()
 
 
 # -- the wrappers ------------------------------------------------------------------------------------------
@@ -64,10 +74,15 @@ def test_quantize_mode_equals_hand_computed_quantize_dequantize():
     qw_fc = compute_qparams(*fc.weight.detach().aminmax(dim=1), WEIGHT)
 
     x = torch.randn(2, 2, 6, 6) * 2
-    h = F.conv2d(qin_conv.fake_quantize(x), qw_conv.fake_quantize(conv.weight), conv.bias)
+    conv_bias = _on_int32_grid(conv.bias, qin_conv.scale, qw_conv.scale)  # per output channel
+    h = F.conv2d(qin_conv.fake_quantize(x), qw_conv.fake_quantize(conv.weight), conv_bias)
     h = torch.flatten(F.relu(h), 1)
-    expected = F.linear(qin_fc.fake_quantize(h), qw_fc.fake_quantize(fc.weight), fc.bias)
+    fc_bias = _on_int32_grid(fc.bias, qin_fc.scale, qw_fc.scale)
+    expected = F.linear(qin_fc.fake_quantize(h), qw_fc.fake_quantize(fc.weight), fc_bias)
     assert torch.allclose(prepared(x), expected, rtol=0, atol=1e-6)
+    # the rounding is real: the float biases give another output
+    with_float_bias = F.linear(qin_fc.fake_quantize(h), qw_fc.fake_quantize(fc.weight), fc.bias)
+    assert not torch.allclose(with_float_bias, expected, rtol=0, atol=1e-6)
 
     layers = quant_layers(prepared)
     assert isinstance(layers["0"], QuantConv2d) and isinstance(layers["3"], QuantLinear)
@@ -169,6 +184,7 @@ def test_frozen_state_dict_loads_into_a_fresh_prepared_model():
     model = _small_net()
     prepared, _ = prepare(model)
     freeze(calibrate(prepared, [torch.randn(4, 2, 6, 6)]))
+    quantize_outputs(prepared, ["3"])  # the flag travels too
     buffer = io.BytesIO()
     torch.save(prepared.state_dict(), buffer)
     buffer.seek(0)
@@ -177,6 +193,8 @@ def test_frozen_state_dict_loads_into_a_fresh_prepared_model():
     x = torch.randn(3, 2, 6, 6)
     assert torch.equal(fresh(x), prepared(x))
     assert quant_layers(fresh)["3"].input_qparams().to_dict() == quant_layers(prepared)["3"].input_qparams().to_dict()
+    assert quant_layers(fresh)["3"].quantize_output and not quant_layers(fresh)["0"].quantize_output
+    assert quant_layers(fresh)["3"].output_qparams().to_dict() == quant_layers(prepared)["3"].output_qparams().to_dict()
 
 
 def test_flow_errors_say_what_to_do():
@@ -220,3 +238,98 @@ def test_quant_spec_checks_and_round_trips():
     with pytest.raises(AicomputeError, match="out of range for a weight of shape"):
         prepare(nn.Linear(3, 2), QuantSpec(QScheme(axis=2)))
     assert isinstance(PrepareReport().to_dict(), dict)
+
+
+# -- output quantization ------------------------------------------------------------------------------------
+
+
+def test_output_quantizer_calibrates_with_the_input_and_quantizes_only_when_asked():
+    model = _small_net().eval()
+    batches = [torch.randn(3, 2, 6, 6) * (i + 1) for i in range(3)]
+    prepared, _ = prepare(model)
+    freeze(calibrate(prepared, batches))
+    conv = quant_layers(prepared)["0"]
+    with torch.no_grad():
+        raw = model[0](torch.cat(batches))  # the float outputs calibration saw
+    qout = compute_qparams(raw.min(), raw.max(), ACT)
+    assert conv.output_quantizer.qparams.to_dict() == qout.to_dict()
+    assert conv.output_qparams() is None and not conv.quantize_output  # off by default
+
+    x = torch.randn(2, 2, 6, 6)
+    with torch.no_grad():
+        unquantized = conv(x)
+        quantize_outputs(prepared, ["0"])
+        assert conv.output_qparams().to_dict() == qout.to_dict()
+        assert torch.equal(conv(x), qout.fake_quantize(unquantized))
+        assert not torch.equal(conv(x), unquantized)
+        assert quant_layers(prepared)["3"].output_qparams() is None
+        quantize_outputs(prepared, [])  # exactly the named layers: none now
+        assert torch.equal(conv(x), unquantized)
+    seen = conv.output_quantizer.observer.num_batches
+    prepared(x)
+    assert conv.output_quantizer.observer.num_batches == seen  # frozen layers observe nothing more
+
+
+def test_output_quantization_errors_say_what_to_do():
+    prepared, _ = prepare(_small_net(), QuantSpec(WEIGHT, None))  # weight-only: no output quantizer
+    freeze(prepared)
+    with pytest.raises(AicomputeError, match="no output quantizer"):
+        quantize_outputs(prepared, ["0"])
+    prepared, _ = prepare(_small_net())
+    with pytest.raises(AicomputeError, match="did you mean '3'"):
+        quantize_outputs(prepared, ["3x"])
+    with pytest.raises(AicomputeError, match="True or False"):
+        quant_layers(prepared)["0"].quantize_output = 1
+    # LSQ inputs may be frozen without calibration; an output quantizer cannot
+    lsq, _ = prepare(_small_net(), QuantSpec(QScheme(bits=4, axis=0), ACT, learnable=True))
+    quantize_outputs(lsq, ["0"])
+    with pytest.raises(AicomputeError, match="saw no calibration data: run calibrate"):
+        freeze(lsq)
+    lsq, _ = prepare(_small_net(), QuantSpec(QScheme(bits=4, axis=0), ACT, learnable=True))
+    freeze(lsq)
+    with pytest.raises(AicomputeError, match="saw no calibration data before the layer was frozen"):
+        quantize_outputs(lsq, ["0"])
+    assert not quant_layers(lsq)["0"].quantize_output
+    with pytest.raises(AicomputeError, match="per tensor"):
+        QuantConv2d(nn.Conv2d(1, 1, 1), None, FakeQuantizer(ACT), FakeQuantizer(QScheme(axis=0)))
+    with pytest.raises(AicomputeError, match="no input quantizer"):
+        QuantConv2d(nn.Conv2d(1, 1, 1), FakeQuantizer(WEIGHT), None, FakeQuantizer(ACT))
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    bias=st.lists(st.floats(-50, 50, width=32), min_size=1, max_size=6),
+    s_in=st.floats(1e-4, 1.0),
+    s_w=st.floats(1e-4, 1.0),
+)
+def test_int32_bias_lies_on_the_accumulator_grid(bias, s_in, s_w):
+    b = torch.tensor(bias, requires_grad=True)
+    s_w_channels = torch.full((len(bias),), s_w)
+    out = int32_bias(b, QParams(s_in, 128, 0, 255), QParams(s_w_channels, torch.zeros(len(bias)), -128, 127, axis=0))
+    step = (torch.tensor(s_in, dtype=torch.float32) * s_w_channels.float()).double()
+    codes = out.detach().double() / step
+    assert ((codes - codes.round()).abs() <= 1e-3 + codes.abs() * 2**-22).all()  # whole steps, up to float32
+    error = (out.detach().double() - b.detach().double()).abs()
+    assert (error <= step / 2 + b.detach().double().abs() * 2**-22).all()  # half a step, up to float32
+    out.sum().backward()
+    assert torch.equal(b.grad, torch.ones(len(bias)))  # straight through
+
+
+def test_int32_bias_overflow_and_gemm_only_for_linear():
+    huge = torch.tensor([1e6])
+    tiny = QParams(1e-4, 0, 0, 255)
+    assert int32_bias(huge, tiny, tiny) is huge  # 1e6 / 1e-8 codes overflow int32: left float, as exported
+    # a Linear over (B, T, C) exports as MatMul + Add whose bias stays float; over (B, C) as Gemm (int32 bias)
+    torch.manual_seed(0)
+    linear = nn.Linear(4, 3)
+    prepared, _ = prepare(nn.Sequential(linear))
+    x = torch.randn(8, 5, 4)
+    freeze(calibrate(prepared, [x]))
+    layer = quant_layers(prepared)["0"]
+    qin, qw = layer.input_qparams(), layer.weight_qparams()
+    with torch.no_grad():
+        weight = qw.fake_quantize(linear.weight)
+        assert torch.allclose(prepared(x), F.linear(qin.fake_quantize(x), weight, linear.bias), rtol=0, atol=1e-6)
+        flat = x[:, 0]
+        on_grid = _on_int32_grid(linear.bias, qin.scale, qw.scale)
+        assert torch.allclose(prepared(flat), F.linear(qin.fake_quantize(flat), weight, on_grid), rtol=0, atol=1e-6)

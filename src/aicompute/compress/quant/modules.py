@@ -3,7 +3,13 @@
 A :class:`QuantModule` wraps a float ``nn.Conv1d/2d/3d`` or ``nn.Linear`` and shares its parameters (the same
 ``nn.Parameter`` objects, never a copy): its forward fake-quantizes the input with ``input_quantizer`` and the
 weight with ``weight_quantizer`` (either may be None: weight-only when there is no input quantizer), then runs
-the float layer's own computation on the results. The bias stays float.
+the float layer's own computation on the results. Once input and weight are both quantized, the bias is
+rounded to the int32 grid of step ``s_in · s_w`` (:func:`int32_bias`), which is what the QDQ export stores and
+ORT's integer kernels add to their accumulator; otherwise it stays float. An optional ``output_quantizer``
+(per tensor, the activation scheme) observes the layer's output during calibration and fake-quantizes it once
+frozen, for every reader, **only** where ``layer.quantize_output`` is True — the layers whose output ORT
+would otherwise leave in float (a residual ``Add``, a ``Concat``, the logits:
+:func:`~aicompute.compress.quant.export.layers_needing_output_quant`); set it with :func:`quantize_outputs`.
 
 The post-training flow on a copy of the user's model (the input model is never modified)::
 
@@ -11,12 +17,18 @@ The post-training flow on a copy of the user's model (the input model is never m
     prepared, report = prepare(folded, QuantSpec(QScheme(axis=0), QScheme(symmetric=False, signed=False)))
     calibrate(prepared, batches)                      # input observers see float activations
     freeze(prepared)                                  # parameters fixed, "quantize" mode
-    {name: (layer.weight_qparams(), layer.input_qparams()) for name, layer in quant_layers(prepared).items()}
+    quantize_outputs(prepared, layers_needing_output_quant(folded, example, quant_layers(prepared)))
+    {name: (layer.weight_qparams(), layer.input_qparams(), layer.output_qparams())
+     for name, layer in quant_layers(prepared).items()}
 
 Conventions:
 
-* During calibration the network runs in float: input quantizers observe, weights are used as they are. A
-  weight quantizer never sees batches: its range is the weight's own, observed once when the layer is frozen.
+* During calibration the network runs in float: input (and output) quantizers observe, weights are used as
+  they are. A weight quantizer never sees batches: its range is the weight's own, observed once when the layer
+  is frozen. An output quantizer observes exactly while the layer's input quantizer calibrates, and freezes
+  with it; one that saw no data stays unfrozen, and then ``quantize_output`` cannot be switched on.
+* ``quantize_output`` travels in the state dict (the wrapper's ``_extra_state``), as each quantizer's mode and
+  frozen parameters do, so a loaded checkpoint computes what the saved model did.
 * Layer names are the float model's (``named_modules()``): a wrapper takes the place of the layer it wraps,
   which lives on as its ``module`` child.
 * Supported layers are exactly ``nn.Conv1d``, ``nn.Conv2d``, ``nn.Conv3d`` and ``nn.Linear`` (a subclass may
@@ -44,8 +56,10 @@ from aicompute.modes import eval_mode
 
 __all__ = [
     "QuantSpec", "QuantModule", "QuantConv1d", "QuantConv2d", "QuantConv3d", "QuantLinear", "PrepareReport",
-    "prepare", "calibrate", "freeze", "quant_layers",
+    "prepare", "calibrate", "freeze", "quant_layers", "quantize_outputs", "int32_bias",
 ]  # fmt: skip
+
+_INT32 = torch.iinfo(torch.int32)
 
 
 # --- what to quantize ----------------------------------------------------------------------------------
@@ -61,7 +75,7 @@ class QuantSpec:
     weight: QScheme | None = QScheme(axis=0)
     """Weight scheme; None keeps weights float (activation-only). ``axis`` counts in the torch weight (0 = outputs)."""
     activation: QScheme | None = QScheme(symmetric=False, signed=False)
-    """Scheme of each wrapped layer's input, per tensor; None for weight-only quantization."""
+    """Scheme of each wrapped layer's input (and output, where quantized), per tensor; None for weight-only."""
     _: KW_ONLY
     weight_observer: str = "minmax"
     """Calibration method of the weights (an :data:`OBSERVERS` name; ``"lsq"`` too when learnable)."""
@@ -131,6 +145,22 @@ def _quantizer(
 # --- the wrappers --------------------------------------------------------------------------------------
 
 
+def int32_bias(bias: Tensor, input_qparams: QParams, weight_qparams: QParams) -> Tensor:
+    """``bias`` rounded to the grid of step ``s_in · s_w`` (per output channel when the weight's scales are):
+    ``round(b / (s_in · s_w)) · s_in · s_w``, with the step computed in float32 as the export writes it.
+
+    This is the bias a QDQ export stores as int32 codes and ORT adds to the integer accumulator. The gradient
+    reaches ``bias`` straight through; a bias whose codes would overflow int32 is returned as it is (the export
+    keeps such a bias float too).
+    """
+    scale = input_qparams.scale.float().to(bias.device) * weight_qparams.scale.float().to(bias.device)  # () or (C,)
+    codes = torch.round(bias.detach().double() / scale.double())
+    if codes.numel() and (codes.min() < _INT32.min or codes.max() > _INT32.max):
+        return bias
+    on_grid = (codes * scale.double()).to(bias.dtype)
+    return bias + (on_grid - bias.detach())
+
+
 def _check_weight_axis(module: nn.Module, axis: int | None) -> int | None:
     shape = tuple(module.weight.shape)
     if axis is not None and not -len(shape) <= axis < len(shape):
@@ -139,12 +169,17 @@ def _check_weight_axis(module: nn.Module, axis: int | None) -> int | None:
 
 
 class QuantModule(nn.Module):
-    """A float layer whose input and weight pass through fake quantizers. Subclasses set ``float_type``."""
+    """A float layer whose input and weight pass through fake quantizers, and its output too where
+    ``quantize_output`` is True (it needs an ``output_quantizer``). Subclasses set ``float_type``."""
 
     float_type: ClassVar[type[nn.Module]]
 
     def __init__(
-        self, module: nn.Module, weight_quantizer: Quantizer | None, input_quantizer: Quantizer | None
+        self,
+        module: nn.Module,
+        weight_quantizer: Quantizer | None,
+        input_quantizer: Quantizer | None,
+        output_quantizer: Quantizer | None = None,
     ) -> None:
         super().__init__()
         name = type(self).__name__
@@ -152,14 +187,25 @@ class QuantModule(nn.Module):
             raise AicomputeError(f"{name} wraps an nn.{self.float_type.__name__}, got {type(module).__name__}")
         if weight_quantizer is None and input_quantizer is None:
             raise AicomputeError(f"{name} needs a weight quantizer, an input quantizer or both")
-        for role, q in (("weight_quantizer", weight_quantizer), ("input_quantizer", input_quantizer)):
+        roles = (("weight_quantizer", weight_quantizer), ("input_quantizer", input_quantizer))
+        for role, q in (*roles, ("output_quantizer", output_quantizer)):
             if q is not None and not isinstance(q, Quantizer):
                 raise AicomputeError(f"{role} must be a FakeQuantizer or LSQQuantizer, got {type(q).__name__}")
         if weight_quantizer is not None:
             _check_weight_axis(module, weight_quantizer.scheme.axis)
+        if output_quantizer is not None:
+            if input_quantizer is None:
+                raise AicomputeError(
+                    f"{name} has an output quantizer but no input quantizer: outputs are calibrated with the inputs, "
+                    "so quantize the input too (an activation scheme)"
+                )
+            if output_quantizer.scheme.axis is not None:
+                raise AicomputeError("the output quantizer works per tensor: build it with a QScheme with axis=None")
         self.module = module  # shares the float layer's parameters
         self.weight_quantizer = weight_quantizer
         self.input_quantizer = input_quantizer
+        self.output_quantizer = output_quantizer
+        self._quantize_output = False
         self.train(module.training)
 
     @classmethod
@@ -170,9 +216,13 @@ class QuantModule(nn.Module):
             axis = _check_weight_axis(module, spec.weight.axis)
             channels = None if axis is None else module.weight.shape[axis]
             weight_q = _quantizer(spec.weight, spec.weight_observer, spec.learnable, channels=channels)
+        output_q = None
         if spec.activation is not None:
             input_q = _quantizer(spec.activation, spec.activation_observer, spec.learnable, activation=True)
-        return cls(module, weight_q, input_q)
+            # a fixed scale even for learnable specs ("lsq" is an initialisation rule, not an observer: minmax)
+            observer = spec.activation_observer if spec.activation_observer in OBSERVERS else "minmax"
+            output_q = FakeQuantizer(spec.activation, observer)
+        return cls(module, weight_q, input_q, output_q)
 
     @property
     def weight(self) -> Tensor:
@@ -189,12 +239,54 @@ class QuantModule(nn.Module):
             return self.module.weight
         return q(self.module.weight)
 
+    def quantized_bias(self) -> Tensor | None:
+        """The bias the forward pass uses: on the int32 grid (:func:`int32_bias`) once the input and the weight
+        are both frozen, as ORT's integer kernels add it; float before, and for weight-only layers."""
+        bias, wq, iq = self.module.bias, self.weight_quantizer, self.input_quantizer
+        if bias is None or wq is None or iq is None or wq.mode != "quantize" or iq.mode != "quantize":
+            return bias
+        return int32_bias(bias, iq.qparams, wq.qparams)
+
+    def _bias_for(self, x: Tensor) -> Tensor | None:
+        return self.quantized_bias()
+
+    @property
+    def quantize_output(self) -> bool:
+        """Whether the forward pass fake-quantizes the output (default False); needs an output quantizer."""
+        return self._quantize_output
+
+    @quantize_output.setter
+    def quantize_output(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise AicomputeError(f"quantize_output must be True or False, got {value!r}")
+        problem = self._output_problem() if value else None
+        if problem is not None:
+            raise AicomputeError(f"{type(self).__name__} cannot quantize its output: {problem}")
+        self._quantize_output = value
+
+    def _output_problem(self) -> str | None:
+        """Why the output cannot be quantized, or None."""
+        q = self.output_quantizer
+        if q is None:
+            return "it has no output quantizer (prepared without an activation scheme): prepare with one"
+        if q.mode == "calibrate" and self.input_quantizer.mode != "calibrate":
+            return "its output saw no calibration data before the layer was frozen: prepare, calibrate and freeze again"
+        return None
+
     def forward(self, x: Tensor) -> Tensor:
+        calibrating = self.input_quantizer is not None and self.input_quantizer.mode == "calibrate"
         if self.input_quantizer is not None:
             x = self.input_quantizer(x)
-        return self._compute(x, self.quantized_weight())
+        y = self._compute(x, self.quantized_weight(), self._bias_for(x))
+        q = self.output_quantizer
+        if q is None:
+            return y
+        if calibrating:
+            q.observe(y)
+            return y
+        return q(y) if self._quantize_output and q.mode == "quantize" else y
 
-    def _compute(self, x: Tensor, weight: Tensor) -> Tensor:
+    def _compute(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         raise NotImplementedError
 
     def freeze(self) -> QuantModule:
@@ -204,6 +296,15 @@ class QuantModule(nn.Module):
             q.observe(self.module.weight).freeze()
         if self.input_quantizer is not None:
             self.input_quantizer.freeze()
+        q = self.output_quantizer
+        if q is not None and q.mode == "calibrate":
+            if q.has_data:
+                q.freeze()
+            elif self._quantize_output:
+                raise AicomputeError(
+                    f"{type(self).__name__} quantizes its output but the output saw no calibration data: run "
+                    "calibrate(prepared, batches) before freeze"
+                )
         return self
 
     def _frozen_qparams(self, q: Quantizer | None) -> QParams | None:
@@ -221,10 +322,20 @@ class QuantModule(nn.Module):
         """The input activation's quantization parameters, or None for a weight-only layer."""
         return self._frozen_qparams(self.input_quantizer)
 
+    def output_qparams(self) -> QParams | None:
+        """The output's quantization parameters, or None when the layer does not quantize its output."""
+        return self._frozen_qparams(self.output_quantizer) if self._quantize_output else None
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"quantize_output": self._quantize_output}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self._quantize_output = bool(state["quantize_output"])  # the quantizers' own states load after this
+
 
 class _QuantConv(QuantModule):
-    def _compute(self, x: Tensor, weight: Tensor) -> Tensor:
-        return self.module._conv_forward(x, weight, self.module.bias)  # the conv's own padding mode and strides
+    def _compute(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        return self.module._conv_forward(x, weight, bias)  # the conv's own padding mode and strides
 
 
 class QuantConv1d(_QuantConv):
@@ -242,8 +353,13 @@ class QuantConv3d(_QuantConv):
 class QuantLinear(QuantModule):
     float_type = nn.Linear
 
-    def _compute(self, x: Tensor, weight: Tensor) -> Tensor:
-        return F.linear(x, weight, self.module.bias)
+    def _bias_for(self, x: Tensor) -> Tensor | None:
+        # a batch of vectors exports as Gemm, whose bias the export stores as int32 codes; more dimensions
+        # export as MatMul + Add, whose bias stays float
+        return self.quantized_bias() if x.dim() == 2 else self.module.bias
+
+    def _compute(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        return F.linear(x, weight, bias)
 
 
 _WRAPPERS: dict[type[nn.Module], type[QuantModule]] = {
@@ -366,4 +482,25 @@ def freeze(prepared: nn.Module) -> nn.Module:
             )
     for layer in layers.values():
         layer.freeze()
+    return prepared
+
+
+def quantize_outputs(prepared: nn.Module, names: Iterable[str]) -> nn.Module:
+    """Quantize the outputs of exactly the layers ``names`` (``quantize_output`` True there, False elsewhere);
+    in place, returns ``prepared``. The names are usually those of ``layers_needing_output_quant`` (in
+    :mod:`~aicompute.compress.quant.export`), so the simulation quantizes what ORT's integer kernels will."""
+    layers = _layers_or_fail(prepared, "quantize_outputs")
+    names = [names] if isinstance(names, str) else list(names)
+    for name in names:  # check every name before changing anything
+        if name not in layers:
+            raise AicomputeError(
+                f"quantize_outputs names {name!r}, which is not a quantized layer{did_you_mean(str(name), layers)}; "
+                "use names from quant_layers(prepared)"
+            )
+        problem = layers[name]._output_problem()
+        if problem is not None:
+            raise AicomputeError(f"layer {name!r} cannot quantize its output: {problem}")
+    wanted = set(names)
+    for name, layer in layers.items():
+        layer.quantize_output = name in wanted
     return prepared

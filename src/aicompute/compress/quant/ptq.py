@@ -26,12 +26,23 @@ from torch import nn
 from aicompute.checks import did_you_mean, positive_int
 from aicompute.compress.quant.fake import FakeQuantizer
 from aicompute.compress.quant.fold import fold_batchnorm
-from aicompute.compress.quant.modules import PrepareReport, QuantSpec, calibrate, freeze, prepare, quant_layers
+from aicompute.compress.quant.modules import (
+    PrepareReport,
+    QuantSpec,
+    calibrate,
+    freeze,
+    prepare,
+    quant_layers,
+    quantize_outputs,
+)
 from aicompute.compress.quant.observers import OBSERVERS
 from aicompute.compress.quant.qparams import MAX_BITS, QParams, QScheme
 from aicompute.errors import AicomputeError
 
-__all__ = ["QuantConfig", "LayerQuant", "QuantResult", "quantize", "prepare_model", "layer_names", "calibration_batches"]
+__all__ = [
+    "QuantConfig", "LayerQuant", "QuantResult", "quantize", "prepare_model", "calibrate_and_freeze", "layer_names",
+    "calibration_batches",
+]  # fmt: skip
 
 SCHEMES = ("sym", "asym")
 GRANULARITIES = ("channel", "tensor")
@@ -157,6 +168,15 @@ class QuantResult:
             return None
         return 100 * (self.float_accuracy - self.accuracy)
 
+    def output_qparams(self) -> dict[str, QParams]:
+        """Output qparams of the layers that quantize their outputs, for the exporter."""
+        out = {}
+        for name, layer in quant_layers(self.model).items():
+            qp = layer.output_qparams()
+            if qp is not None:
+                out[name] = qp
+        return out
+
     def qparams(self) -> tuple[dict[str, QParams], dict[str, QParams]]:
         """``(weight qparams, input qparams)`` by layer name, for the exporter."""
         weights = {layer.name: layer.weight_qparams for layer in self.layers if layer.weight_qparams is not None}
@@ -231,6 +251,33 @@ def prepare_model(model: nn.Module, config: QuantConfig) -> tuple[nn.Module, nn.
     return float_model, prepared, report
 
 
+_OUTPUT_PLANS: dict[tuple, list[str]] = {}
+
+
+def calibrate_and_freeze(float_model: nn.Module, prepared: nn.Module, calib_data: Any, config: QuantConfig,
+                         batch_size: int) -> None:
+    """Calibrate (when activations are quantized), freeze, and quantize the outputs of exactly the layers
+    whose int8 kernels in ONNX Runtime need their own output quantizer (a conv feeding a residual add, the
+    last layer), so the simulation computes what the exported model will."""
+    if config.act_bits is None:
+        freeze(prepared)
+        return
+    batches = list(calibration_batches(calib_data, batch_size=batch_size, limit=config.calib_batches))
+    calibrate(prepared, batches)
+    freeze(prepared)
+    quantize_outputs(prepared, _output_plan(float_model, batches[0][:1], list(quant_layers(prepared))))
+
+
+def _output_plan(float_model: nn.Module, example: torch.Tensor, names: list[str]) -> list[str]:
+    """:func:`~.export.layers_needing_output_quant`, cached by the model's structure (it exports the model)."""
+    from aicompute.compress.quant.export import layers_needing_output_quant
+
+    key = (repr(float_model), tuple(example.shape), example.dtype, tuple(names))
+    if key not in _OUTPUT_PLANS:
+        _OUTPUT_PLANS[key] = list(layers_needing_output_quant(float_model, example, names))
+    return _OUTPUT_PLANS[key]
+
+
 def layer_records(prepared: nn.Module, config: QuantConfig) -> list[LayerQuant]:
     out = []
     for name, layer in quant_layers(prepared).items():
@@ -270,9 +317,7 @@ def quantize(
     if not quant_layers(prepared):
         raise AicomputeError(f"{type(model).__name__} has no Conv or Linear layer to quantize "
                              f"(kept float: {report.unsupported or 'everything'})")
-    if config.act_bits is not None:
-        calibrate(prepared, calibration_batches(calib_data, batch_size=batch_size, limit=config.calib_batches))
-    freeze(prepared)
+    calibrate_and_freeze(float_model, prepared, calib_data, config, batch_size)
     prepared.eval()
     result = QuantResult(prepared, float_model, config, layer_records(prepared, config), report)
     if eval_data is not None:

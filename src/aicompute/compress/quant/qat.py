@@ -15,12 +15,11 @@ from typing import Any
 from torch import nn
 
 from aicompute.checks import positive_int
-from aicompute.compress.quant.modules import calibrate, freeze
 from aicompute.compress.quant.ptq import (
     QuantConfig,
     QuantResult,
     accuracy_of,
-    calibration_batches,
+    calibrate_and_freeze,
     layer_records,
     prepare_model,
 )
@@ -50,9 +49,7 @@ def qat(
     positive_int("epochs", epochs)
     config = config or QuantConfig()
     float_model, prepared, report = prepare_model(model, config)
-    if config.act_bits is not None:
-        calibrate(prepared, calibration_batches(train_data, batch_size=batch_size, limit=config.calib_batches))
-    freeze(prepared)  # quantize mode: the forward is quantized from the first step
+    calibrate_and_freeze(float_model, prepared, train_data, config, batch_size)  # quantized from step one
     fitted = fit(prepared, train_data, epochs=epochs, lr=lr, batch_size=batch_size, max_steps=max_steps, seed=seed)
     prepared.eval()
     result = QuantResult(prepared, float_model, config, layer_records(prepared, config), report, method="qat")
