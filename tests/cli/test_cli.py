@@ -94,7 +94,8 @@ def test_command_and_flag_set_is_pinned():
         "profile": sorted(["--input", "--batch-size", "--dtype", "--training", "--optimizer", "--hw", "--by",
                            "--depth", "--phase", "--kv-len", "--strict", "--csv", "--roofline", "--json"]),
         "design": sorted(["--only", "--json"]),
-        "hw": [],
+        "hw": [],  # groups: their subcommands are pinned in tests/cli/test_hw.py and test_parallel.py
+        "parallel": [],
         "formats": sorted(["--data", "-d", "--allow-import", "--json"]),
         "quantize": sorted(["--data", "-d", "--bits", "--act-bits", "--scheme", "--granularity", "--calib",
                             "--weight-only", "--qat-epochs", "--lsq", "--mixed-precision", "--budget", "--export",

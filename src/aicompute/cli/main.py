@@ -17,6 +17,7 @@ from aicompute.cli import design as design_cmd
 from aicompute.cli import formats as formats_cmd
 from aicompute.cli import hw as hw_cmd
 from aicompute.cli import models as models_cmd
+from aicompute.cli import parallel as parallel_cmd
 from aicompute.cli import profile as profile_cmd
 from aicompute.cli import quantize as quantize_cmd
 from aicompute.cli import train as train_cmd
@@ -36,6 +37,7 @@ design_cmd.register(app)
 hw_cmd.register(app)
 formats_cmd.register(app)
 quantize_cmd.register(app)
+parallel_cmd.register(app)
 demo_cmd.register(app)
 
 

@@ -1,0 +1,83 @@
+"""The job registry and ``--option VALUE`` parsing (no ranks): registration, lookup by name or by file,
+conversion by annotation, and the messages for bad options.
+
+``_job_options`` here is loaded as ``this_file.py:_job_options``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from aicompute.errors import AicomputeError
+from aicompute.parallel.jobs import Job, get_job, list_jobs, parse_job_options, register_job
+
+
+def _job_options(ctx, *, steps: int = 1, lr: float = 0.1, name: str = "x", verbose: bool = False,
+                 out: Path | None = None) -> None:
+    """Only here for its signature."""
+
+
+@pytest.fixture
+def private_registry(monkeypatch):
+    module = sys.modules["aicompute.parallel.jobs"]
+    monkeypatch.setattr(module, "_JOBS", dict(module._JOBS))
+
+
+def test_builtin_jobs_are_registered():
+    names = [job.name for job in list_jobs()]
+    assert {"allreduce-check", "bench-comm"} <= set(names)
+    assert list(get_job("allreduce-check").options())[:2] == ["steps", "numel"]
+
+
+def test_register_job_is_idempotent_and_rejects_a_second_owner(private_registry):
+    def work(ctx, *, n: int = 1):
+        """Does work."""
+
+    register_job("test-work")(work)
+    register_job("test-work")(work)  # a spawned rank re-imports the registering module
+    assert get_job("test-work").description == "Does work."
+
+    def other(ctx):
+        pass
+
+    with pytest.raises(RuntimeError, match="already registered"):
+        register_job("test-work")(other)
+
+
+def test_unknown_job_suggests_a_name_and_file_jobs_load_by_path():
+    with pytest.raises(AicomputeError, match="unknown job 'allreduce-chek'.*did you mean 'allreduce-check'"):
+        get_job("allreduce-chek")
+    job = get_job(f"{__file__}:_job_options")
+    assert job.file == str(Path(__file__).resolve()) and "steps" in job.options()
+    with pytest.raises(AicomputeError, match="has no function 'nope'"):
+        get_job(f"{__file__}:nope")
+    with pytest.raises(AicomputeError, match="does not exist"):
+        get_job("missing/file.py:fn")
+
+
+def test_options_are_converted_by_annotation():
+    job = Job("opts", _job_options)
+    got = parse_job_options(job, ["--steps", "3", "--lr", "0.5", "--name", "a-b", "--verbose", "--out", "o.pt"])
+    assert got == {"steps": 3, "lr": 0.5, "name": "a-b", "verbose": True, "out": Path("o.pt")}
+    assert parse_job_options(job, ["--no-verbose"]) == {"verbose": False}
+    assert parse_job_options(job, ["--verbose", "false", "--steps", "-2"]) == {"verbose": False, "steps": -2}
+
+    def untyped(ctx, *, tag="x"):
+        pass
+
+    assert parse_job_options(Job("untyped", untyped), ["--tag", "5"]) == {"tag": "5"}  # no annotation: text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--step", "3"], "no option --step.*did you mean 'steps'"),
+    (["--steps"], "needs a value"),
+    (["--steps", "three"], "takes int, got 'three'"),
+    (["--verbose", "maybe"], "takes true or false"),
+    (["steps"], "unexpected argument 'steps'"),
+])
+def test_bad_options_are_explained(argv, message):
+    with pytest.raises(AicomputeError, match=message):
+        parse_job_options(Job("opts", _job_options), argv)
