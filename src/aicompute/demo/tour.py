@@ -75,10 +75,17 @@ def _quant() -> Any:
     return quant_tour()
 
 
+def _parallel() -> Any:
+    from aicompute.demo.parallel import parallel_tour
+
+    return parallel_tour()
+
+
 def default_steps() -> list[Step]:
     """The tour, chapter by chapter; each capability appends its steps here."""
     from aicompute.report import foundation as ch
     from aicompute.report.profile import design_chapter, profile_chapter
+    from aicompute.report.parallel import parallel_chapter
     from aicompute.report.quant import quant_chapter
 
     return [
@@ -89,6 +96,7 @@ def default_steps() -> list[Step]:
         Step("profile", "what models compute", _profile, profile_chapter),
         Step("design", "lightweight design and classic CNNs", _design, design_chapter),
         Step("quant", "quantization", _quant, quant_chapter),
+        Step("parallel", "distributed", _parallel, parallel_chapter),
     ]
 
 
