@@ -28,7 +28,7 @@ def private_registry(monkeypatch):
 
 def test_builtin_jobs_are_registered():
     names = [job.name for job in list_jobs()]
-    assert {"allreduce-check", "bench-comm"} <= set(names)
+    assert {"allreduce-check", "bench-comm", "ddp", "ps", "fsdp", "local-sgd"} <= set(names)
     assert list(get_job("allreduce-check").options())[:2] == ["steps", "numel"]
 
 
