@@ -42,4 +42,13 @@ def parallel_chapter(tour: dict[str, Any]) -> Chapter:
     ch.figure(line_plot(series, title="All-reduce bus bandwidth", xlabel="message size (KiB)",
                         ylabel="busbw (GB/s)", logx=True),
               "Small messages are latency-bound; large ones approach the link's bandwidth.")
+    runs = tour.get("training") or []
+    if runs:
+        ch.text("Data-parallel training of LeNet-300-100 on digits on 2 ranks, step by step against plain SGD in "
+                "one process on the same global batches: the losses agree to float rounding.")
+        ch.table(["mode", "ranks", "steps", "final loss", "max |loss − single process|", "bytes sent by rank 0",
+                  "test accuracy", "seconds"],
+                 [(r["mode"], r["world_size"], r["steps"], r["final_loss"], r["max_loss_diff"],
+                   f"{r['bytes_sent']:,}" + ("" if r["bytes_measured"] else " (modelled)"), r["test_accuracy"],
+                   r["wall_s"]) for r in runs])
     return ch
