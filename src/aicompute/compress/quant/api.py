@@ -38,7 +38,7 @@ def quantize_checkpoint(
     config: QuantConfig | None = None,
     *,
     qat_epochs: int = 0,
-    qat_lr: float = 1e-4,
+    qat_lr: float = 3e-5,
     mixed: bool = False,
     budget_pt: float = 0.5,
     export: str | Path | None = None,
