@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import statistics
 import tempfile
@@ -70,6 +69,7 @@ from aicompute.compress.quant import (
 from aicompute.compress.quant.ptq import calibration_batches
 from aicompute.compress.quant.runtime import optimized_op_counts, ort_quantize_static, ort_session
 from aicompute.data import get_dataset
+from aicompute.logs import quiet_logger
 from aicompute.models import get_model
 from aicompute.train import evaluate, seeded
 
@@ -132,16 +132,9 @@ def trained_resnet(width: int, epochs: int, seed: int, data: Data) -> nn.Module:
     return train(model, data, epochs=epochs, lr=1e-3, seed=seed)
 
 
-@contextlib.contextmanager
-def quiet_ort_quantizer() -> Iterator[None]:
+def quiet_ort_quantizer() -> contextlib.AbstractContextManager:
     """ORT's quantizer logs a "consider pre-processing" warning on the root logger for every model."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
+    return quiet_logger(None)
 
 
 def ort_qoperator(float_path: Path, calib: list[torch.Tensor], path: Path) -> None:

@@ -21,6 +21,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from aicompute.checks import did_you_mean, positive_int
 from aicompute.errors import AicomputeError
+from aicompute.logs import quiet_logger
 from aicompute.modes import preserve_modes
 from aicompute.profile.counter import ModuleStack, OpCounter
 from aicompute.profile.memory import check_optimizer, model_states
@@ -211,7 +212,8 @@ def _trace(net: nn.Module, label: str, input_specs: list, float_dtype: torch.dty
     saved = None
     grad = contextlib.nullcontext() if training else torch.no_grad()
     try:
-        with _quiet_fake_tensor_log(), fake_mode, modules, counter, grad:
+        # FakeTensorMode logs a traceback before re-raising a shape error; the error itself is what we report
+        with quiet_logger("torch._subclasses.fake_tensor", logging.CRITICAL), fake_mode, modules, counter, grad:
             out = torch.func.functional_call(net, {**params, **buffers}, tuple(args), kwargs, strict=False)
             if training:
                 saved = counter.memory.live
@@ -223,18 +225,6 @@ def _trace(net: nn.Module, label: str, input_specs: list, float_dtype: torch.dty
             f"{_where(net, modules, label, input_specs)}{type(e).__name__}: {_first_line(e)}"
         ) from None
     return counter, list(params.values()), kv_bytes, saved
-
-
-@contextlib.contextmanager
-def _quiet_fake_tensor_log() -> Any:
-    """FakeTensorMode logs a traceback before re-raising a shape error; the error itself is what we report."""
-    logger = logging.getLogger("torch._subclasses.fake_tensor")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _fake_like(t: torch.Tensor, float_dtype: torch.dtype, device: torch.device, requires_grad: bool) -> torch.Tensor:

@@ -42,7 +42,6 @@ Conventions:
 from __future__ import annotations
 
 import contextlib
-import logging
 import warnings
 
 import math
@@ -71,6 +70,7 @@ from aicompute.compress.quant.packing import pack_int4, unpack_int4  # noqa: F40
 from aicompute.compress.quant.qparams import QParams
 from aicompute.errors import AicomputeError
 from aicompute.fileio import atomic_write_bytes
+from aicompute.logs import quiet_logger
 from aicompute.modes import eval_mode
 
 __all__ = [
@@ -172,16 +172,10 @@ def _check_opset(opset: object) -> int:
 def _quiet_exporter() -> Iterator[None]:
     """The exporter logs that torchvision's ops are not registered and warns about pytree internals; neither
     concerns the user, whose terminal should show only the command's own output."""
-    logger = logging.getLogger("torch.onnx._internal.exporter._registration")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            yield
-    finally:
-        logger.setLevel(level)
+    with quiet_logger("torch.onnx._internal.exporter._registration"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
 
 
 def _float_proto(model: nn.Module, example_input: Tensor, opset: int, dynamic_batch: bool) -> onnx.ModelProto:
