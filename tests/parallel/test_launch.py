@@ -164,15 +164,17 @@ def test_ranks_exit_when_the_launcher_dies(tmp_path):
 def test_under_torchrun_the_job_runs_in_the_given_ranks(tmp_path):
     script = tmp_path / "job.py"
     script.write_text(
-        "import json, os\n"
+        "import json, os, sys\n"
+        "from pathlib import Path\n"
         "from aicompute.parallel.launch import launch\n"
         "r = launch('allreduce-check', timeout=30, options={'steps': 2, 'numel': 10})\n"
-        "print('RESULT', json.dumps({'rank': int(os.environ['RANK']), 'spawned': r.spawned,\n"
-        "      'world': r.world_size, 'diff': r.value['max_abs_diff']}), flush=True)\n")
+        "Path(sys.argv[1], 'rank' + os.environ['RANK'] + '.json').write_text(json.dumps(\n"
+        "    {'rank': int(os.environ['RANK']), 'spawned': r.spawned, 'world': r.world_size,\n"
+        "     'diff': r.value['max_abs_diff']}))\n")
+    # Each rank reports through its own file: the ranks share torchrun's stdout, where lines may interleave.
     out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                          str(script)], capture_output=True, text=True, timeout=90,
+                          str(script), str(tmp_path)], capture_output=True, text=True, timeout=90,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert out.returncode == 0, out.stderr[-2000:]
-    found = sorted((json.loads(line.split(" ", 1)[1]) for line in out.stdout.splitlines()
-                    if line.startswith("RESULT")), key=lambda r: r["rank"])
+    found = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("rank*.json"))]
     assert found == [{"rank": r, "spawned": False, "world": 2, "diff": 0.0} for r in (0, 1)]
