@@ -28,7 +28,12 @@ Protocol (every number is measured in this run, on CPU):
   the median (and the fastest run); speedup is ORT fp32's median over the model's median.
 * **Integer ops** are counted in the graph ORT actually runs after its optimizations (``integer_ops``); the
   JSON also holds every op of those graphs (float ``Add``/``Transpose`` left between integer kernels show
-  where time goes).
+  where time goes). ORT's profiler then gives, at 1 thread, the kernel time per op type of ORT fp32, ours
+  and ORT QDQ u8: the share of ``QLinearConv`` against the float ``Conv`` bounds what any int8 graph of the
+  net can gain.
+* **Width.** How much int8 gains depends on the net: the wider the convs (longer dot products), the more
+  ORT's int8 kernels gain over its float ones. Run ``--width 32``, ``64`` and ``128`` to see the trend;
+  each width writes its own JSON.
 
 The machine is shared: the 1-minute load average is printed at the start and before each timing. When it
 exceeds the idle cores, a multi-threaded median measures the scheduler more than the kernels (every parallel
@@ -78,6 +83,8 @@ Data = tuple[torch.Tensor, torch.Tensor]  # (inputs (N, 1, 28, 28), labels (N,))
 BATCH = 64
 CALIB_BATCHES = 16
 WARMUP = 3
+PROFILE_RUNS = 10
+DEFAULT_WIDTH = 32
 CLAIM_SPEEDUP = 1.5
 CLAIM_SIZE = 3.5
 FP32, OURS = "ORT fp32", "ours int8"
@@ -225,6 +232,34 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
+def kernel_ms_by_op(path: Path, x: torch.Tensor, threads: int, runs: int) -> dict[str, float]:
+    """ORT's own profiler on ``runs`` runs of ``x`` (after warm-up): ms per run spent in each op type's
+    kernels. Where the time goes, e.g. whether QLinearConv beats the float Conv it replaces."""
+    import json
+
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.enable_profiling = True
+    with tempfile.TemporaryDirectory(prefix="aicompute-ortprof-") as tmp:
+        options.profile_file_prefix = str(Path(tmp, "profile"))
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        feed = {session.get_inputs()[0].name: x.numpy()}
+        for _ in range(WARMUP):
+            session.run(None, feed)
+        for _ in range(runs):
+            session.run(None, feed)
+        events = json.loads(Path(session.end_profiling()).read_text())
+    total: dict[str, float] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
+            op = e["args"]["op_name"]
+            total[op] = total.get(op, 0.0) + e["dur"] / 1e3  # µs → ms
+    warm = runs + WARMUP  # the profile holds the warm-up runs too
+    return {op: ms / warm for op, ms in sorted(total.items(), key=lambda kv: -kv[1])}
+
+
 # --- claims and table ----------------------------------------------------------------------------------
 
 
@@ -325,7 +360,9 @@ def make_contenders(result: QuantResult, model: nn.Module, calib: list[torch.Ten
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--width", type=int, default=32, help="ResNet-18 width (stages of w, 2w, 4w, 8w channels)")
+    ap.add_argument("--width", type=int, default=DEFAULT_WIDTH,
+                    help="ResNet-18 width (stages of w, 2w, 4w, 8w channels); results/quant_ort_speed_w<width>.json "
+                         "unless the default")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=30, help="timed rounds per thread count")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="the fixed thread count")
@@ -354,17 +391,21 @@ def main() -> None:
             loads[t] = load()
             time_interleaved(contenders, x, t, args.repeats)
         seconds["timing"] = time.perf_counter() - t0
+        profiles = {c.label: kernel_ms_by_op(c.path, x, 1, PROFILE_RUNS) for c in contenders[:3] if c.path}
 
     by = {c.label: c for c in contenders}
     for label, meaning in LEGEND.items():
         print(f"{label:<20} {meaning}")
     print_graphs(contenders)
+    print_table("ORT kernel time per op type, 1 thread (ms per run, ORT's profiler)", ("model", "ms by op type"),
+                [(label, ", ".join(f"{op} {ms:.2f}" for op, ms in ops.items())) for label, ops in profiles.items()])
     claim_rows = claims(by, thread_counts)
     print_table("Claims", ("claim", "measured", "result"), claim_rows)
     seconds["total"] = time.perf_counter() - start
     timing_cols = [col for t in thread_counts for col in (f"ms @{t} thr (median)", "fastest", "× ORT fp32")]
     load_text = ", ".join(f"{loads[t]:.1f} before the {t}-thread timing" for t in thread_counts)
-    report("quant_ort_speed",
+    name = "quant_ort_speed" if args.width == DEFAULT_WIDTH else f"quant_ort_speed_w{args.width}"
+    report(name,
            f"ResNet-18 width {args.width}, mnist, batch {BATCH}×1×28×28: median of {args.repeats} interleaved runs "
            f"(ms); {os.cpu_count()} cores, 1-min load {load_start:.1f} at start, {load_text}",
            ["model", "file KiB", "× smaller", "acc % (test)", *timing_cols],
@@ -374,7 +415,7 @@ def main() -> None:
            sim_accuracy=result.accuracy, width=args.width, epochs=args.epochs, seed=args.seed, batch=BATCH,
            calibration_images=sum(len(b) for b in calib), test_images=len(test[1]), repeats=args.repeats,
            thread_counts=list(thread_counts), cores=os.cpu_count(), load_start=load_start,
-           load_before_timing=loads, load_end=load(), seconds=seconds)  # fmt: skip
+           load_before_timing=loads, load_end=load(), seconds=seconds, kernel_ms_by_op_1_thread=profiles)  # fmt: skip
     print(f"library receipt (sequential, {args.threads} threads): ORT fp32 {receipt.float_ms:.2f} ms, ours "
           f"{receipt.quant_ms:.2f} ms ({receipt.speedup:.2f}×), {receipt.size_ratio:.2f}× smaller; warnings: "
           f"{'; '.join(receipt.warnings) or 'none'}")

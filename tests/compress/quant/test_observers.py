@@ -275,9 +275,28 @@ def test_entropy_affine_range_is_clamped_to_the_data():
     lo, hi = obs.clip_range(QScheme(symmetric=False, signed=False))
     assert lo.item() == 0.0 and 0.0 < hi.item() <= x.max().item()
     # non-negative data on an affine grid uses all 256 levels; a symmetric signed grid has 128 for [0, t].
+    # The first bin (the ReLU's zeros) is flattened to the second's count, as NVIDIA's calibrator does.
     a = x.abs().double().numpy()
     hist, _ = np.histogram(a, bins=2048, range=(0.0, a.max()))
+    hist[0] = hist[1]
     assert abs(hi.item() - reference_kl_bins(hist, 256) * a.max() / 2048) <= a.max() / 2048 * 1.001
+
+
+@pytest.mark.parametrize("zeros", [0.5, 0.8])
+def test_entropy_ignores_the_zero_spike_of_a_relu_output(zeros):
+    rng = np.random.default_rng(3)
+    a = np.abs(rng.normal(0.0, 1.0, 100_000))
+    a[: int(zeros * a.size)] = 0.0  # a ReLU output: half or more exactly zero
+    unsigned = QScheme(symmetric=False, signed=False)
+    t = EntropyObserver().observe(torch.from_numpy(a).float()).clip_range(unsigned)[1].item()
+    hist, _ = np.histogram(a, bins=2048, range=(0.0, a.max()))
+    width = a.max() / 2048
+    p99 = np.quantile(a[a > 0], 0.99)
+    # searched on the raw histogram, the spike drags the threshold below the 99th percentile of the real values
+    assert reference_kl_bins(hist, 256) * width < p99
+    hist[0] = hist[1]
+    assert abs(t - reference_kl_bins(hist, 256) * width) <= width * 1.001
+    assert t > p99
 
 
 def test_kl_search_edge_cases():

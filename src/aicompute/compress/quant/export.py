@@ -178,7 +178,7 @@ def _quiet_exporter() -> Iterator[None]:
         yield
 
 
-def _float_proto(model: nn.Module, example_input: Tensor, opset: int, dynamic_batch: bool) -> onnx.ModelProto:
+def float_proto(model: nn.Module, example_input: Tensor, opset: int, dynamic_batch: bool) -> onnx.ModelProto:
     """The float model as an optimized ONNX graph (initializers named after parameters where they survive)."""
     if not isinstance(model, nn.Module):
         raise AicomputeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -216,7 +216,7 @@ def export_onnx(
     dynamic_batch: bool = True,
 ) -> Path:
     """Write the float model as ONNX (the fp32 baseline, and the input of ORT's own ``quantize_static``)."""
-    return _save(_float_proto(model, example_input, _check_opset(opset), dynamic_batch), path)
+    return _save(float_proto(model, example_input, _check_opset(opset), dynamic_batch), path)
 
 
 # ---------------------------------------------------------------------------------------------- weights
@@ -394,12 +394,14 @@ def export_qdq(
         for given, what in ((input_qparams, "input_qparams"), (output_qparams, "output_qparams"))
     )
 
-    proto = _float_proto(model, example_input, opset, dynamic_batch)
+    proto = float_proto(model, example_input, opset, dynamic_batch)
     g = QDQGraph(proto)
     quantized_values = [value for name, key in out_keys.items() for value in g.quantize_output(name, key)]
     layer_nodes = g.layer_nodes()
     _check_found(weights, layer_nodes)
-    for name, key in in_keys.items():
+    # blocks before layers, outer before inner: the order in which the simulation's quantizers see a value
+    # entering a block (its forward pre-hook, then each layer's input quantizer inside it)
+    for name, key in sorted(in_keys.items(), key=lambda item: (item[0] in layer_nodes, item[0].count("."))):
         slots = g.input_slots(name, layer_nodes)
         if not slots:
             raise AicomputeError(
@@ -459,7 +461,15 @@ def output_quant_plan(
         given = _checked(input_qparams, "input_qparams", modules)
         keys = {n: activation_key(qp, f"input_qparams[{n!r}]", opset) for n, qp in given.items()}
 
-    g = QDQGraph(_float_proto(model, example_input, opset, dynamic_batch=True))
+    g = QDQGraph(float_proto(model, example_input, opset, dynamic_batch=True))
+    return graph_output_verdicts(g, names, keys)
+
+
+def graph_output_verdicts(
+    g: QDQGraph, names: list[str], keys: Mapping[str, ActivationKey | None]
+) -> tuple[OutputVerdict, ...]:
+    """:func:`output_quant_plan` on a graph already exported: ``keys`` maps every module whose input is
+    quantized (layers and junction blocks) to its key, None when not known yet."""
     layer_nodes = g.layer_nodes()
     _check_found(names, layer_nodes)
     quantized = {slot: (name, key) for name, key in keys.items() for slot in g.input_slots(name, layer_nodes)}

@@ -49,6 +49,7 @@ from torch import Tensor, nn
 
 from aicompute.checks import did_you_mean
 from aicompute.compress.quant.fake import FakeQuantizer, LSQQuantizer, Quantizer
+from aicompute.compress.quant.junctions import junction_quantizers
 from aicompute.compress.quant.observers import OBSERVERS
 from aicompute.compress.quant.qparams import QParams, QScheme
 from aicompute.errors import AicomputeError
@@ -471,7 +472,8 @@ def calibrate(prepared: nn.Module, batches: Iterable[Any], *, max_batches: int |
 
 
 def freeze(prepared: nn.Module) -> nn.Module:
-    """Fix every layer's quantization parameters and switch to ``"quantize"`` mode (in place; returns ``prepared``)."""
+    """Fix every layer's (and junction block's) quantization parameters and switch to ``"quantize"`` mode (in
+    place; returns ``prepared``)."""
     layers = _layers_or_fail(prepared, "freeze")
     for name, layer in layers.items():
         q = layer.input_quantizer
@@ -482,6 +484,8 @@ def freeze(prepared: nn.Module) -> nn.Module:
             )
     for layer in layers.values():
         layer.freeze()
+    for junction in junction_quantizers(prepared).values():
+        junction.freeze()
     return prepared
 
 

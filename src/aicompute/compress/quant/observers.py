@@ -317,7 +317,11 @@ class EntropyObserver(_SampledObserver):
     """Clip at the threshold whose quantized histogram of |x| is closest in KL divergence to the original.
 
     A ``num_bins``-bin histogram of |x| over ``[0, max|x|]`` is searched with
-    :func:`entropy_threshold_bins`. Levels: 2^(bits−1) (TensorRT's 128 for int8), or all 2^bits when the
+    :func:`entropy_threshold_bins`, its first bin first set to the count of the second, as NVIDIA's
+    ``pytorch-quantization`` (``calib.histogram._compute_amax_entropy``) does: after a ReLU a third or more of
+    the values are exactly 0, and that spike, which every threshold quantizes exactly, would otherwise
+    dominate the divergence and drive the search to thresholds that clip most of the real range (measured:
+    int8 entropy calibration of a small ResNet on MNIST fell from 94.8% to 82.9% without it). Levels: 2^(bits−1) (TensorRT's 128 for int8), or all 2^bits when the
     data is non-negative and the scheme affine (a ReLU output on an unsigned grid). The threshold t
     gives ``[−t, t]`` (symmetric) or ``[max(−t, min), min(t, max)]`` (affine, as ONNX Runtime does).
     """
@@ -342,6 +346,8 @@ class EntropyObserver(_SampledObserver):
         if amax == 0:
             return amax
         hist = torch.histc(self.sample().abs(), bins=self.num_bins, min=0.0, max=float(amax))
+        if self.num_bins > 1:
+            hist[0] = hist[1]  # the zero spike of a ReLU output, flattened as NVIDIA's calibrator does
         kept = entropy_threshold_bins(hist, self._num_levels(scheme))
         return amax * (kept / self.num_bins)
 

@@ -48,7 +48,9 @@ __all__ = [
     "PASSTHROUGH_OPS",
     "QDQGraph",
     "OutputVerdict",
+    "JUNCTION_OPS",
     "activation_key",
+    "junction_blocks",
     "node_scopes",
     "output_verdict",
 ]
@@ -75,6 +77,9 @@ LAYER_OPS = ("Conv", "Gemm", "MatMul")
 """ONNX ops that compute a ``Conv``/``Linear`` module."""
 PASSTHROUGH_OPS = frozenset({"MaxPool", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Slice", "Identity", "Relu"})
 """Ops a ``QuantizeLinear`` moves back across in ORT (``Relu`` only with the zero point at the grid minimum)."""
+JUNCTION_OPS = frozenset({"Add", "Sum", "Concat"})
+"""Ops joining activations that ORT runs on integers when their inputs and output are quantized (``QLinearAdd``,
+``QLinearConcat``): what makes a module a junction block (:func:`junction_blocks`)."""
 
 
 def node_scopes(node: onnx.NodeProto) -> list[str]:
@@ -170,6 +175,7 @@ class QDQGraph:
         """``(node index, input slot)`` where a float activation made outside ``module`` enters it."""
         inside = self.in_scope(module)
         made_inside = {name for i in inside for name in self.nodes[i].output}
+        made_inside |= {self.renamed[name] for name in made_inside if name in self.renamed}  # now made by an output DQ
         constants = {name for n in self.nodes if n.op_type == "Constant" for name in n.output}
         return [
             (i, k)
@@ -381,3 +387,36 @@ def _follow(g: QDQGraph, value: str, quantized: QuantizedInputs, reached: list[s
             return "is not read"
         shared = f" and {len(readers) - len(others)} quantized input(s)" if len(others) < len(readers) else ""
         return f"reaches {', '.join(f'{n.op_type} {n.name!r}' for n in others)}{shared}"
+
+
+# ---------------------------------------------------------------------------------------------- junction blocks
+
+
+def junction_blocks(g: QDQGraph) -> dict[str, str | None]:
+    """The modules whose own nodes join two or more activations (:data:`JUNCTION_OPS`: a residual add, a
+    concatenation), innermost module per join, in graph order, each with None when its input and output can
+    be quantized as one tensor each (:mod:`.junctions`), else why not: the join is in the model's own
+    forward, or the block takes or returns several tensors."""
+    constants = {name for n in g.nodes if n.op_type == "Constant" for name in n.output}
+    blocks: dict[str, str | None] = {}
+    for i, node in enumerate(g.nodes):
+        if node.op_type not in JUNCTION_OPS:
+            continue
+        joined = [v for v in node.input if v in g.float_values and v not in g.init and v not in constants]
+        if len(joined) < 2:
+            continue  # a bias or a constant added to one activation
+        module = g.scopes[i][-1] if g.scopes[i] else ""
+        if module in blocks:
+            continue
+        if module == "":
+            blocks[module] = f"{node.op_type} {node.name!r} is in the model's own forward, not in a submodule"
+            continue
+        entering = {g.nodes[j].input[k] for j, k in g.module_inputs(module)}
+        leaving = g.module_outputs(module)
+        if len(entering) != 1:
+            blocks[module] = f"it takes {len(entering)} activations, not one"
+        elif len(leaving) != 1:
+            blocks[module] = f"it returns {len(leaving)} activations, not one"
+        else:
+            blocks[module] = None
+    return blocks

@@ -26,6 +26,7 @@ from torch import nn
 from aicompute.checks import did_you_mean, positive_int
 from aicompute.compress.quant.fake import FakeQuantizer
 from aicompute.compress.quant.fold import fold_batchnorm
+from aicompute.compress.quant.junctions import attach_junction_quantizers, junction_quantizers
 from aicompute.compress.quant.modules import (
     PrepareReport,
     QuantSpec,
@@ -36,6 +37,7 @@ from aicompute.compress.quant.modules import (
     quantize_outputs,
 )
 from aicompute.compress.quant.observers import OBSERVERS
+from aicompute.compress.quant.plan import QuantPlan, quant_plan
 from aicompute.compress.quant.qparams import MAX_BITS, QParams, QScheme
 from aicompute.errors import AicomputeError
 
@@ -69,6 +71,9 @@ class QuantConfig:
     learnable: bool = False
     """LSQ quantizers with learnable scales (for QAT)."""
     fold_bn: bool = True
+    junctions: bool = True
+    """Quantize the input and output of blocks that add or concatenate activations (residual blocks), so ONNX
+    Runtime runs the add on integers too (:mod:`.junctions`); needs quantized activations."""
 
     def __post_init__(self) -> None:
         _check_bits("bits", self.bits, low=1)
@@ -168,19 +173,26 @@ class QuantResult:
             return None
         return 100 * (self.float_accuracy - self.accuracy)
 
+    @property
+    def junctions(self) -> list[str]:
+        """The junction blocks whose input and output are quantized (:mod:`.junctions`)."""
+        return list(junction_quantizers(self.model))
+
     def output_qparams(self) -> dict[str, QParams]:
-        """Output qparams of the layers that quantize their outputs, for the exporter."""
+        """Output qparams of the layers that quantize their outputs and of the junction blocks, for the exporter."""
         out = {}
         for name, layer in quant_layers(self.model).items():
             qp = layer.output_qparams()
             if qp is not None:
                 out[name] = qp
+        out.update({name: jq.output_qparams() for name, jq in junction_quantizers(self.model).items()})
         return out
 
     def qparams(self) -> tuple[dict[str, QParams], dict[str, QParams]]:
-        """``(weight qparams, input qparams)`` by layer name, for the exporter."""
+        """``(weight qparams, input qparams)`` by layer (and junction block) name, for the exporter."""
         weights = {layer.name: layer.weight_qparams for layer in self.layers if layer.weight_qparams is not None}
         inputs = {layer.name: layer.input_qparams for layer in self.layers if layer.input_qparams is not None}
+        inputs.update({name: jq.input_qparams() for name, jq in junction_quantizers(self.model).items()})
         return weights, inputs
 
     def to_dict(self) -> dict[str, Any]:
@@ -192,6 +204,7 @@ class QuantResult:
             "accuracy": self.accuracy,
             "accuracy_drop_pt": self.accuracy_drop,
             "layers": [layer.to_dict() for layer in self.layers],
+            "junctions": self.junctions,
             "kept_float": {**{name: "skipped" for name in self.report.skipped}, **self.report.unsupported},
             **self.extra,
         }
@@ -251,31 +264,33 @@ def prepare_model(model: nn.Module, config: QuantConfig) -> tuple[nn.Module, nn.
     return float_model, prepared, report
 
 
-_OUTPUT_PLANS: dict[tuple, list[str]] = {}
+_PLANS: dict[tuple, QuantPlan] = {}
 
 
 def calibrate_and_freeze(float_model: nn.Module, prepared: nn.Module, calib_data: Any, config: QuantConfig,
                          batch_size: int) -> None:
-    """Calibrate (when activations are quantized), freeze, and quantize the outputs of exactly the layers
-    whose int8 kernels in ONNX Runtime need their own output quantizer (a conv feeding a residual add, the
-    last layer), so the simulation computes what the exported model will."""
+    """Calibrate (when activations are quantized) and freeze, quantizing what ONNX Runtime's integer kernels
+    need besides the layers' inputs (:func:`.plan.quant_plan`): the input and output of junction blocks
+    (``config.junctions``), and the outputs of exactly the layers that need their own output quantizer (a conv
+    feeding a residual add, the last layer). So the simulation computes what the exported model will."""
     if config.act_bits is None:
         freeze(prepared)
         return
     batches = list(calibration_batches(calib_data, batch_size=batch_size, limit=config.calib_batches))
+    plan = _plan(float_model, batches[0][:1], list(quant_layers(prepared)), config)
+    observer = config.calib if config.calib in OBSERVERS else "minmax"
+    attach_junction_quantizers(prepared, plan.junctions, config.act_scheme(), observer)
     calibrate(prepared, batches)
     freeze(prepared)
-    quantize_outputs(prepared, _output_plan(float_model, batches[0][:1], list(quant_layers(prepared))))
+    quantize_outputs(prepared, plan.output_layers)
 
 
-def _output_plan(float_model: nn.Module, example: torch.Tensor, names: list[str]) -> list[str]:
-    """:func:`~.export.layers_needing_output_quant`, cached by the model's structure (it exports the model)."""
-    from aicompute.compress.quant.export import layers_needing_output_quant
-
-    key = (repr(float_model), tuple(example.shape), example.dtype, tuple(names))
-    if key not in _OUTPUT_PLANS:
-        _OUTPUT_PLANS[key] = list(layers_needing_output_quant(float_model, example, names))
-    return _OUTPUT_PLANS[key]
+def _plan(float_model: nn.Module, example: torch.Tensor, names: list[str], config: QuantConfig) -> QuantPlan:
+    """:func:`~.plan.quant_plan`, cached by the model's structure (it exports the model)."""
+    key = (repr(float_model), tuple(example.shape), example.dtype, tuple(names), config.junctions, config.skip)
+    if key not in _PLANS:
+        _PLANS[key] = quant_plan(float_model, example, names, junctions=config.junctions, skip=config.skip)
+    return _PLANS[key]
 
 
 def layer_records(prepared: nn.Module, config: QuantConfig) -> list[LayerQuant]:

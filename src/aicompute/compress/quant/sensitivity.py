@@ -1,7 +1,7 @@
 """Which layers quantization hurts, and mixed precision that keeps those at higher bits.
 
-``sensitivity`` quantizes one layer at a time (every other layer float) and measures accuracy on held-out
-data: the drop is that layer's own cost. ``mixed_precision`` then raises the most sensitive layers to
+``sensitivity`` quantizes one layer at a time (every other layer float, junction blocks too) and measures
+accuracy on held-out data: the drop is that layer's own cost. ``mixed_precision`` then raises the most sensitive layers to
 ``high_bits``, one by one in that order, until the whole model's drop is within the budget.
 """
 
@@ -38,7 +38,7 @@ def sensitivity(model: nn.Module, calib_data: Any, eval_data: Any, config: Quant
     rows = []
     for name in names:
         others = tuple(n for n in names if n != name)
-        result = quantize(model, calib_data, replace(config, skip=config.skip + others), eval_data=eval_data,
+        result = quantize(model, calib_data, replace(config, skip=config.skip + others, junctions=False), eval_data=eval_data,
                           batch_size=batch_size)
         rows.append(LayerSensitivity(name, result.accuracy, result.accuracy_drop))
     return sorted(rows, key=lambda r: (-r.drop_pt, r.name))

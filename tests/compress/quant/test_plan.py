@@ -1,0 +1,86 @@
+import pytest
+import torch
+from torch import nn
+
+from aicompute.compress.quant import QuantConfig, export_qdq, quantize
+from aicompute.compress.quant.fold import fold_batchnorm
+from aicompute.compress.quant.plan import quant_plan
+from aicompute.compress.quant.runtime import optimized_op_counts, ort_run, ort_session
+from aicompute.models import get_model
+
+BLOCKS = [f"layer{s}.{b}" for s in range(1, 5) for b in range(2)]
+CLOSING = [f"layer{s}.{b}.conv2" for s in range(1, 5) for b in range(2)]
+DOWNSAMPLE = [f"layer{s}.0.downsample.0" for s in range(2, 5)]
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    torch.manual_seed(0)
+    model = get_model("resnet18", num_classes=10, image_size=32, width=8).eval()
+    layers = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    return fold_batchnorm(model), layers
+
+
+def test_residual_blocks_are_junctions_and_the_stem_needs_no_output_pair(resnet):
+    model, layers = resnet
+    plan = quant_plan(model, torch.randn(1, 3, 32, 32), layers)
+    assert list(plan.junctions) == BLOCKS and plan.junctions_kept_float == {}
+    # what still needs its own output pair: the convs feeding each add, and the logits; the stem conv's
+    # output reaches, through ReLU and max-pool, only quantized inputs (layer1.0's conv1 and the block's input)
+    assert sorted(plan.output_layers) == sorted([*CLOSING, *DOWNSAMPLE, "fc"])
+    assert not {v.layer: v for v in plan.outputs}["conv1"].needs_pair
+    without = quant_plan(model, torch.randn(1, 3, 32, 32), layers, junctions=False)
+    assert without.junctions == () and sorted(without.output_layers) == sorted(["conv1", *CLOSING, *DOWNSAMPLE, "fc"])
+    skipped = quant_plan(model, torch.randn(1, 3, 32, 32), layers, skip=("layer2",))
+    assert "layer2.0" not in skipped.junctions and skipped.junctions_kept_float["layer2.0"] == "it is under a skipped name"
+
+
+class TwoInputs(nn.Module):
+    def forward(self, a, b):
+        return a + b
+
+
+class RootAdd(nn.Module):
+    """Adds in its own forward, and through a block that takes two activations."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.join = nn.Conv2d(3, 4, 1), nn.Conv2d(3, 4, 1), TwoInputs()
+
+    def forward(self, x):
+        y = self.join(self.a(x), self.b(x))
+        return y + self.a(x)
+
+
+def test_joins_that_cannot_be_quantized_as_a_block_stay_float_with_a_reason():
+    plan = quant_plan(RootAdd(), torch.randn(1, 3, 4, 4), ["a", "b"])
+    assert plan.junctions == ()
+    assert plan.junctions_kept_float["join"] == "it takes 2 activations, not one"
+    assert "model's own forward" in plan.junctions_kept_float[""]
+    assert plan.to_dict()["junctions_kept_float"] == plan.junctions_kept_float
+
+
+def test_quantized_resnet_runs_every_add_on_integers_in_ort_and_equals_the_simulation(tmp_path):
+    torch.manual_seed(0)
+    model = get_model("resnet18", num_classes=10, image_size=32, width=8).eval()
+    calib = torch.randn(64, 3, 32, 32)
+    result = quantize(model, calib, QuantConfig(calib_batches=2), batch_size=32)
+    assert result.junctions == BLOCKS and result.to_dict()["junctions"] == BLOCKS
+    weights, inputs = result.qparams()
+    outputs = result.output_qparams()
+    assert set(BLOCKS) <= set(inputs) and set(BLOCKS) <= set(outputs) and "conv1" not in outputs
+    path = tmp_path / "resnet18.onnx"
+    export_qdq(result.float_model, calib[:1], weights, inputs, path, output_qparams=outputs)
+    ops = optimized_op_counts(path, threads=1)
+    # the whole network on integers: one Q at the input, one DQ at the logits, the adds as QLinearAdd with
+    # the block's ReLU folded into its output quantizer
+    assert ops["QLinearAdd"] == 8 and ops["QLinearConv"] == 20 and ops["QGemm"] == 1, dict(ops)
+    assert ops["Add"] == ops["Relu"] == ops["Conv"] == 0 and ops["QuantizeLinear"] <= 2, dict(ops)
+    x = torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(1))  # not the calibration data
+    with torch.no_grad():
+        expected = result.model(x)
+    step = float(outputs["fc"].scale)
+    diff = (ort_run(ort_session(path, threads=1), x) - expected).abs()
+    assert float((diff < step / 2).float().mean()) >= 0.95, float(diff.max() / step)
+    junctions_off = quantize(model, calib, QuantConfig(calib_batches=2, junctions=False), batch_size=32)
+    assert junctions_off.junctions == [] and "conv1" in junctions_off.output_qparams()
