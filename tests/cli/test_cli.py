@@ -98,7 +98,7 @@ def test_command_and_flag_set_is_pinned():
         "parallel": [],
         "formats": sorted(["--data", "-d", "--allow-import", "--json"]),
         "quantize": sorted(["--data", "-d", "--bits", "--act-bits", "--scheme", "--granularity", "--calib",
-                            "--weight-only", "--qat-epochs", "--lsq", "--mixed-precision", "--budget", "--export",
+                            "--weight-only", "--qat-epochs", "--qat-lr", "--lsq", "--mixed-precision", "--budget", "--export",
                             "--json"]),  # a group: `hw list` and `hw probe` are pinned in tests/cli/test_hw.py
     }
 

@@ -38,6 +38,7 @@ def test_quantize_json_and_table(capsys, checkpoint):
     [
         (["--bits", "0"], "bits must be an integer from 1 to 16"),
         (["--bits", "17"], "from 1 to 16"),
+        (["--qat-epochs", "1", "--qat-lr", "0"], "lr must be > 0, got 0.0"),
         (["--calib", "kl"], "unknown calib"),
         (["--granularity", "row"], "unknown granularity"),
         (["--data", "chars"], "chars"),

@@ -19,6 +19,7 @@ def quantize(
     calib: str = typer.Option("minmax", "--calib", help="minmax, percentile, entropy or mse (activations)."),
     weight_only: bool = typer.Option(False, "--weight-only", help="Quantize weights only."),
     qat_epochs: int = typer.Option(0, "--qat-epochs", help="Fine-tune with quantization-aware training."),
+    qat_lr: float = typer.Option(3e-5, "--qat-lr", help="QAT learning rate (small: the model is trained already)."),
     learnable: bool = typer.Option(False, "--lsq", help="QAT with learnable scales (LSQ)."),
     mixed: bool = typer.Option(False, "--mixed-precision", help="Keep the most sensitive layers at 8 bits."),
     budget: float = typer.Option(0.5, "--budget", help="Accuracy drop allowed, in percentage points."),
@@ -31,8 +32,8 @@ def quantize(
 
     config = QuantConfig(bits=bits, act_bits=None if weight_only else act_bits, scheme=scheme,
                          granularity=granularity, calib=calib, learnable=learnable)
-    run = quantize_checkpoint(checkpoint, data, config, qat_epochs=qat_epochs, mixed=mixed, budget_pt=budget,
-                              export=export)
+    run = quantize_checkpoint(checkpoint, data, config, qat_epochs=qat_epochs, qat_lr=qat_lr, mixed=mixed,
+                              budget_pt=budget, export=export)
     if json:
         print_json(run.to_dict())
         return

@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import nn
 
-from aicompute.checks import positive_int
+from aicompute.checks import positive_int, positive_number
 from aicompute.compress.quant.ptq import (
     QuantConfig,
     QuantResult,
@@ -49,6 +49,7 @@ def qat(
     from aicompute.train import fit
 
     positive_int("epochs", epochs)
+    positive_number("lr", lr)
     config = config or QuantConfig()
     float_model, prepared, report = prepare_model(model, config)
     calibrate_and_freeze(float_model, prepared, train_data, config, batch_size)  # quantized from step one
