@@ -282,6 +282,22 @@ def test_entropy_affine_range_is_clamped_to_the_data():
     assert abs(hi.item() - reference_kl_bins(hist, 256) * a.max() / 2048) <= a.max() / 2048 * 1.001
 
 
+def test_entropy_affine_search_starts_at_the_minimum():
+    # a normalized image: 80 % background at its minimum −0.42, strokes up to ~2.8
+    rng = np.random.default_rng(5)
+    x = np.full(100_000, -0.4242)
+    strokes = rng.uniform(-0.4242, 2.8215, 20_000)
+    x[:20_000] = strokes
+    lo, hi = EntropyObserver().observe(torch.from_numpy(x).float()).clip_range(QScheme(symmetric=False, signed=False))
+    assert lo.item() == pytest.approx(-0.4242)
+    shifted = x - x.min()
+    hist, _ = np.histogram(shifted, bins=2048, range=(0.0, shifted.max()))
+    hist[0] = hist[1]
+    width = shifted.max() / 2048
+    assert abs(hi.item() - (x.min() + reference_kl_bins(hist, 256) * width)) <= width * 1.001
+    assert hi.item() > np.quantile(strokes, 0.99)  # the strokes are kept, not clipped to the background's scale
+
+
 @pytest.mark.parametrize("zeros", [0.5, 0.8])
 def test_entropy_ignores_the_zero_spike_of_a_relu_output(zeros):
     rng = np.random.default_rng(3)

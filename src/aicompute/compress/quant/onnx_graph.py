@@ -19,7 +19,9 @@ when ORT moves a ``QuantizeLinear`` back across it (measured on ORT 1.32 at opse
   uint8, -128 for int8) — the clamp of the quantizer *is* the ReLU then.
 
 The walk ends well on the quantized inputs of other layers that share one ``QuantizeLinear`` (their input
-parameters are equal: the export inserts one pair for them). It ends badly — the layer needs its own output
+parameters are equal: the export inserts one pair for them), and, for a ``Gemm``/``MatMul`` layer, on the
+graph output: ORT's ``QGemm`` (``MatMulIntegerToFloat``) may write float, so logits stay unquantized (and
+unclipped). It ends badly — the layer needs its own output
 Q/DQ pair — on anything else: a graph output, an ``Add``/``Concat``/``Mul``, a layer whose input is not
 quantized, a ``Flatten`` node (not propagated), a value with several readers of which one is not a
 quantizer, or readers with different input parameters (two ``QuantizeLinear`` nodes).
@@ -343,9 +345,15 @@ def output_verdict(g: QDQGraph, layer: str, quantized: QuantizedInputs) -> Outpu
         )
     reached: list[str] = []
     passed: list[str] = []
+    nodes = g.layer_nodes().get(layer, [])
+    gemm = bool(nodes) and all(g.nodes[i].op_type in ("Gemm", "MatMul") for i in nodes)
     for _, _, value in outputs:
         path: list[str] = []
         blocker = _follow(g, value, quantized, reached, path)
+        if blocker == "is a graph output" and gemm:
+            passed += path  # QGemm / MatMulIntegerToFloat write float: logits need no quantizer
+            reached.append("the graph output (ORT's QGemm writes float)")
+            continue
         if blocker is not None:
             after = f" after {' → '.join(path)}" if path else ""
             return OutputVerdict(layer, True, f"output {value!r}{after} {blocker}")
