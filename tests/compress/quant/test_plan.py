@@ -82,7 +82,7 @@ def test_quantized_resnet_runs_every_add_on_integers_in_ort_and_equals_the_simul
     with torch.no_grad():
         expected = result.model(x)
     fc = quant_layers(result.model)["fc"]
-X
+    step = float(inputs["fc"].scale * fc.quantized_weight().detach().abs().max())  # one code of fc's input, at most
     diff = (ort_run(ort_session(path, threads=1), x) - expected).abs()
     assert float((diff < step / 2).float().mean()) >= 0.95, float(diff.max() / step)
     with torch.no_grad():  # and the comparison has teeth: the float network is far away
