@@ -81,3 +81,21 @@ def test_options_are_converted_by_annotation():
 def test_bad_options_are_explained(argv, message):
     with pytest.raises(AicomputeError, match=message):
         parse_job_options(Job("opts", _job_options), argv)
+
+
+def test_a_jobs_check_sees_every_option_with_defaults_before_anything_runs(private_registry):
+    from aicompute.parallel.jobs import check_options
+
+    seen = []
+
+    def check(**options):
+        seen.append(options)
+        if options["steps"] > 10:
+            raise AicomputeError("steps must be at most 10")
+
+    register_job("test-checked", check=check)(_job_options)
+    job = get_job("test-checked")
+    assert check_options(job, {"lr": 0.5}) == {"lr": 0.5}  # the options given, not the filled-in ones
+    assert seen == [{"steps": 1, "lr": 0.5, "name": "x", "verbose": False, "out": None}]
+    with pytest.raises(AicomputeError, match="steps must be at most 10"):
+        check_options(job, {"steps": 11})

@@ -88,7 +88,7 @@ def test_a_clean_run_returns_rank_0s_value_and_frees_everything():
 def test_a_rank_that_raises_is_named_with_its_error(tmp_path):
     t0 = time.monotonic()
     with pytest.raises(RankFailedError, match=r"rank 1 failed: RuntimeError: injected failure at step 2 "
-                                              r"\(comm_bench.py:\d+ in allreduce_check\)") as info:
+                                              r"\(faults.py:\d+ in inject\)") as info:
         launch("allreduce-check", nproc=3, timeout=20, checkpoint_dir=tmp_path,
                options={"steps": 4, "fail_rank": 1, "fail_step": 2})
     assert time.monotonic() - t0 < 20  # nobody waited for the collective timeout

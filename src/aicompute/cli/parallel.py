@@ -1,8 +1,10 @@
 """``aicompute parallel`` — run jobs on torch.distributed ranks and benchmark the collectives.
 
     aicompute parallel run --nproc 4 allreduce-check --steps 8            # launcher options, then JOB and its own
-    aicompute parallel run --nproc 2 --checkpoint-dir ck allreduce-check --fail-rank 1 --fail-step 3
-    aicompute parallel run --nproc 2 --checkpoint-dir ck --resume allreduce-check
+    aicompute parallel run --nproc 4 ddp --model lenet5 --data mnist --epochs 2
+    aicompute parallel run --nproc 2 --checkpoint-dir ck fsdp --epochs 3 --checkpoint-every 10 \
+        --fail-rank 1 --fail-step 25 --fail-mode kill                     # dies in step 25: ck holds 10, 20
+    aicompute parallel run --nproc 2 --checkpoint-dir ck --resume fsdp --epochs 3 --checkpoint-every 10
     aicompute parallel jobs                                               # registered jobs and their options
     aicompute parallel bench-comm --nproc 2 --sizes 64KiB,1MiB,16MiB --plot busbw.png
 
@@ -17,6 +19,7 @@ from typing import Optional
 import typer
 
 from aicompute.cli.output import JSON_HELP, binary_size, console, print_json, print_table
+from aicompute.errors import AicomputeError
 
 parallel_app = typer.Typer(
     name="parallel",
@@ -46,7 +49,9 @@ def run(
     from aicompute.parallel.jobs import get_job, parse_job_options
     from aicompute.parallel.launch import launch
 
-    options = parse_job_options(get_job(job), ctx.args)
+    spec = get_job(job)
+    _refuse_misplaced_launcher_flags(job, spec.options(), ctx.args)
+    options = parse_job_options(spec, ctx.args)
     result = launch(job, nproc=nproc, backend=backend, timeout=timeout, options=options,
                     checkpoint_dir=checkpoint_dir, resume=resume)
     record = result.to_dict()
@@ -54,9 +59,46 @@ def run(
         print_json(record)
         return
     value = record["value"]
+    title = f"{result.job} on {result.world_size} {result.backend} ranks ({result.wall_s:.2f} s)"
+    if isinstance(value, dict) and value.get("kind") == "data-parallel":
+        _print_data_parallel(title, value)
+        return
     rows = value.items() if isinstance(value, dict) else [("value", value)]
-    print_table(f"{result.job} on {result.world_size} {result.backend} ranks ({result.wall_s:.2f} s)",
-                ["rank 0 returned", "value"], [(k, v) for k, v in rows])
+    print_table(title, ["rank 0 returned", "value"], [(k, v) for k, v in rows])
+
+
+_LAUNCHER_FLAGS = ("--nproc", "-n", "--backend", "--timeout", "--checkpoint-dir", "--resume", "--json")
+
+
+def _refuse_misplaced_launcher_flags(job: str, job_options: dict, args: list[str]) -> None:
+    """``run``'s own flags after JOB would be read as the job's: say where they go instead."""
+    for arg in args:
+        flag = arg.split("=", 1)[0]
+        if flag in _LAUNCHER_FLAGS and flag.lstrip("-").replace("-", "_") not in job_options:
+            raise AicomputeError(f"{flag} is an option of `aicompute parallel run`, not of job {job!r}: put it "
+                                 f"before the job name (aicompute parallel run {flag} ... {job} ...)")
+
+
+def _print_data_parallel(title: str, record: dict) -> None:
+    """A training job's record (``DataParallelResult.to_dict()``) as one summary table."""
+    config, losses, state = record["config"], record["losses"], record["model_state"]
+    resumed = f" (resumed after step {record['resumed_from']})" if record["resumed_from"] else ""
+    how = "counted per message" if record["bytes_measured"] else "ring model of the payload"
+    rows = [
+        ("model / data", f"{config['model']} on {config['data']}, {record['params']:,} params"),
+        ("steps", f"{record['steps']}{resumed}, global batch {record['global_batch']}"),
+        ("train loss (first → last step)", f"{losses[0]:.4f} → {losses[-1]:.4f}"),
+        ("test loss / accuracy", f"{record['test_loss']:.4f} / {record['test_accuracy']:.2%}"),
+        ("payload to the wire (rank 0)", binary_size(record["payload_bytes"])),
+        (f"sent / received by rank 0 ({how})",
+         f"{binary_size(record['bytes_sent'])} / {binary_size(record['bytes_recv'])}"),
+        ("synchronisations", record["syncs"]),
+        ("model state on rank 0 (params + grads + optimizer)",
+         f"{binary_size(state['total'])} = {binary_size(state['params'])} + {binary_size(state['grads'])} + "
+         f"{binary_size(state['optimizer'])}"),
+        ("ZeRO model for it", binary_size(record["zero_model"]["total_bytes"])),
+    ]
+    print_table(title, ["data-parallel run", "value"], rows)
 
 
 @parallel_app.command("jobs")

@@ -46,6 +46,7 @@ from aicompute.parallel.comm_bench import (  # registers the built-in jobs
     ping_pong,
 )
 
+from aicompute.parallel.compression import CommHook
 from aicompute.parallel.data_parallel import (  # registers the ddp / ps / fsdp / local-sgd jobs
     DataParallelConfig,
     DataParallelResult,
@@ -54,7 +55,7 @@ from aicompute.parallel.data_parallel import (  # registers the ddp / ps / fsdp 
 from aicompute.parallel.zero import zero_memory, zero_table
 
 __all__ = [
-    "DataParallelConfig", "DataParallelResult", "train_data_parallel", "zero_memory", "zero_table",
+    "CommHook", "DataParallelConfig", "DataParallelResult", "train_data_parallel", "zero_memory", "zero_table",
     "ALL_REDUCE", "AlphaBeta", "CommStats", "CostTerms", "all_reduce_with", "chunk_bounds", "cost_terms",
     "ps_all_reduce_", "ps_broadcast_", "ps_reduce_", "recursive_doubling_all_reduce_", "ring_all_gather",
     "ring_all_reduce_", "ring_reduce_scatter",

@@ -2,8 +2,9 @@
 
 * ``allreduce-check`` (job): each step all-reduces a seeded random vector with our ring and with the backend,
   checks they agree, accumulates the result and checkpoints it. Options inject a failure (``--fail-rank R
-  --fail-step S --fail-mode raise|kill|hang|save``) so the launcher's failure path and resumable
-  checkpoints can be tried on any cluster: ``save`` kills the rank in the middle of writing a checkpoint.
+  --fail-step S --fail-mode raise|exit|kill|hang|save``, ``aicompute.parallel.faults``) so the launcher's
+  failure path and resumable checkpoints can be tried on any cluster: ``save`` kills the rank in the middle
+  of writing a checkpoint.
 * ``bench-comm`` (job) and ``bench_comm`` (its launcher): median time of each all-reduce algorithm over a
   sweep of sizes, as nccl-tests reports it, beside the α-β model fitted from a ping-pong.
 
@@ -17,10 +18,8 @@ new shuffled order each time, so neither a load change on a shared machine nor g
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import signal
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -35,6 +34,7 @@ from aicompute.parallel.collectives import (
     ALL_REDUCE, DEFAULT_SEGMENT_BYTES, AlphaBeta, CommStats, all_reduce_with, ring_all_reduce_, ring_workspace,
 )
 from aicompute.parallel.checkpoint import load_latest, save_checkpoint
+from aicompute.parallel.faults import FAIL_MODES, Fault
 from aicompute.parallel.jobs import register_job
 from aicompute.parallel.launch import RankContext, launch
 
@@ -43,25 +43,11 @@ __all__ = ["CommBenchConfig", "CommBenchRow", "CommBenchResult", "bench_comm", "
 
 DEFAULT_SIZES = (1 << 12, 1 << 16, 1 << 20, 1 << 22, 1 << 24)  # 4 KiB … 16 MiB
 PINGPONG_SIZES = (1 << 10, 1 << 14, 1 << 18, 1 << 20, 1 << 22)
-FAIL_MODES = ("raise", "kill", "hang", "save")
 
 
 def _step_input(seed: int, step: int, rank: int, numel: int, device: torch.device) -> torch.Tensor:
     g = torch.Generator().manual_seed(hash((seed, step, rank)) & 0xFFFF_FFFF)
     return torch.randn(numel, generator=g, dtype=torch.float64).to(device)
-
-
-def _die_mid_save_writer(path: str) -> Any:
-    """A DCP ``FileSystemWriter`` that writes this rank's files, then kills the process before the save ends
-    (imported lazily: ``torch.distributed.checkpoint`` takes most of a second to import)."""
-    from torch.distributed.checkpoint import FileSystemWriter
-
-    class DieMidSave(FileSystemWriter):
-        def write_data(self, plan, planner):
-            super().write_data(plan, planner).wait()
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return DieMidSave(path)
 
 
 @register_job("allreduce-check")
@@ -70,9 +56,7 @@ def allreduce_check(ctx: RankContext, *, steps: int = 4, numel: int = 1000, seed
     """Ring all-reduce vs the backend's, step by step, checkpointed; can inject a failure on one rank."""
     positive_int("steps", steps)
     non_negative_int("numel", numel)
-    if fail_mode not in FAIL_MODES:
-        raise AicomputeError(f"unknown --fail-mode {fail_mode!r}{did_you_mean(fail_mode, FAIL_MODES)}; "
-                             f"use one of {FAIL_MODES}")
+    fault = Fault(fail_rank, fail_step, fail_mode)
     state = {"total": torch.zeros(numel, dtype=torch.float64, device=ctx.device)}
     start = 0
     if ctx.resume:
@@ -90,15 +74,9 @@ def allreduce_check(ctx: RankContext, *, steps: int = 4, numel: int = 1000, seed
         if worst > 1e-9 * ctx.world_size:
             raise RuntimeError(f"ring all-reduce differs from the backend's by {worst:.3g} at step {step}")
         state["total"] += ours
-        failing = ctx.rank == fail_rank and step == fail_step
-        if failing and fail_mode == "raise":
-            raise RuntimeError(f"injected failure at step {step}")
-        if failing and fail_mode == "kill":
-            os.kill(os.getpid(), signal.SIGKILL)
-        if failing and fail_mode == "hang":
-            time.sleep(10**6)
+        fault.inject(ctx.rank, step)
         if ctx.checkpoint_dir is not None:
-            writer = _die_mid_save_writer(str(ctx.checkpoint_dir)) if failing and fail_mode == "save" else None
+            writer = fault.storage_writer(ctx.rank, step, ctx.checkpoint_dir)
             save_checkpoint(ctx, state, step, ctx.checkpoint_dir, storage_writer=writer)
         ctx.log(f"step {step}/{steps}: ring == backend (max |diff| {worst:.2g})")
     return {"world_size": ctx.world_size, "steps": steps, "resumed_from": start, "max_abs_diff": worst,

@@ -8,7 +8,9 @@ that file by path.
 
 Options from the command line are converted by the function's type annotations (``parse_job_options``):
 int, float, str, bool, Path and ``T | None``; ``--no-flag`` for a False bool; an unannotated option gets
-the text.
+the text. ``register_job(name, check=fn)`` gives a job a pre-flight check: ``check_options`` (which the
+launcher calls before it spawns anything) calls ``fn(**options)`` with every option, defaults filled in,
+so a bad combination (a model that does not fit the data set) fails in the launching process, once.
 """
 
 from __future__ import annotations
@@ -41,23 +43,25 @@ class Job:
     description: str = ""
     module: str = ""
     file: str | None = None  # set for a ``path/to/file.py:function`` job, which each rank loads by path
+    check: Callable[..., None] | None = None  # pre-flight check of the options (module docstring)
 
     def options(self) -> dict[str, inspect.Parameter]:
         params = list(inspect.signature(self.fn).parameters.values())[1:]  # the first is ctx
         return {p.name: p for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
 
 
-def register_job(name: str, *, description: str | None = None) -> Callable[[Callable], Callable]:
+def register_job(name: str, *, description: str | None = None,
+                 check: Callable[..., None] | None = None) -> Callable[[Callable], Callable]:
     """Decorator: make ``fn(ctx, **options)`` runnable as ``aicompute parallel run NAME``. Registering the
     same function again is a no-op (a spawned rank re-imports its module); another under a taken name is
-    an error."""
+    an error. ``check(**options)`` raises ``AicomputeError`` for options the job cannot run with."""
 
     def register(fn: Callable) -> Callable:
         old = _JOBS.get(name)
         if old is not None and (old.module, old.fn.__qualname__) != (fn.__module__, fn.__qualname__):
             raise RuntimeError(f"job {name!r} is already registered by {old.module}.{old.fn.__qualname__}")
         doc = description if description is not None else (inspect.getdoc(fn) or "").split("\n")[0]
-        _JOBS[name] = Job(name, fn, doc, fn.__module__)
+        _JOBS[name] = Job(name, fn, doc, fn.__module__, check=check)
         return fn
 
     return register
@@ -107,7 +111,8 @@ def _load_file(path: str) -> Any:
 
 
 def check_options(job: Job, options: Mapping[str, Any]) -> dict[str, Any]:
-    """``options`` as a dict, after checking each is one of the job's and none it requires is missing."""
+    """``options`` as a dict, after checking each is one of the job's, none it requires is missing, and the
+    job's own ``check`` accepts them all (defaults filled in)."""
     known = job.options()
     for key in options:
         if key not in known:
@@ -117,6 +122,9 @@ def check_options(job: Job, options: Mapping[str, Any]) -> dict[str, Any]:
     if missing:
         flag = "--" + missing[0].replace("_", "-")
         raise AicomputeError(f"job {job.name!r} needs option(s) {missing}; pass them as {flag} VALUE")
+    if job.check is not None:
+        defaults = {k: p.default for k, p in known.items() if p.default is not inspect.Parameter.empty}
+        job.check(**{**defaults, **options})
     return dict(options)
 
 

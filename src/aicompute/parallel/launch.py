@@ -64,7 +64,8 @@ _JOIN_TIMEOUT_S = 300.0  # how long spawned ranks wait for each other to start (
 @dataclass(frozen=True)
 class RankContext:
     """What a job sees on each rank. ``group`` is the default process group (``None`` in a single process
-    without ``torch.distributed``, see ``single_process``); ``log`` prints on rank 0 only."""
+    without ``torch.distributed``, see ``single_process``); ``log`` prints progress on rank 0 only, to
+    stderr (as ``aicompute.train.progress`` does), so a command's ``--json`` record on stdout stays clean."""
 
     rank: int
     world_size: int
@@ -86,7 +87,7 @@ class RankContext:
 
     def log(self, *parts: object) -> None:
         if self.is_main:
-            print(*parts, flush=True)
+            print(*parts, file=sys.stderr, flush=True)
 
     @classmethod
     def single_process(cls, *, checkpoint_dir: str | os.PathLike | None = None, resume: bool = False) -> RankContext:
