@@ -83,7 +83,8 @@ def _print_data_parallel(title: str, record: dict) -> None:
     """A training job's record (``DataParallelResult.to_dict()``) as one summary table."""
     config, losses, state = record["config"], record["losses"], record["model_state"]
     resumed = f" (resumed after step {record['resumed_from']})" if record["resumed_from"] else ""
-    how = "counted per message" if record["bytes_measured"] else "ring model of the payload"
+    how = "counted per message" if record["bytes_measured"] else (
+        "all-gather model of the payload" if config["hook"] == "topk" else "ring model of the payload")
     rows = [
         ("model / data", f"{config['model']} on {config['data']}, {record['params']:,} params"),
         ("steps", f"{record['steps']}{resumed}, global batch {record['global_batch']}"),
