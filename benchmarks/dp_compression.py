@@ -57,7 +57,8 @@ def main() -> None:
         rows.append((label, result.steps, round(statistics.fmean(result.losses[-10:]), 4),
                      round(100 * result.test_accuracy, 2), round(result.payload_bytes / MIB, 3),
                      round(result.bytes_sent / MIB, 3), round(result.bytes_sent / baseline, 4),
-                     "measured" if result.bytes_measured else "ring model", round(result.wall_s, 1)))
+                     "measured" if result.bytes_measured else
+                     "all-gather model" if result.config.hook == "topk" else "ring model", round(result.wall_s, 1)))
         print(f"{label}: acc {100 * result.test_accuracy:.2f}%  sent {result.bytes_sent / MIB:.2f} MiB", flush=True)
     report("dp_compression",
            f"{args.model} on {args.data}, {args.nproc} gloo ranks, {args.epochs} epochs, batch {args.batch_size}/rank: "
