@@ -20,7 +20,7 @@ What ORT 1.32 makes of it (measured; :func:`aicompute.compress.quant.runtime.int
 ``DQ → Conv → Q`` becomes ``QLinearConv`` — a conv runs in int8 only when its output is quantized too: by
 ``output_qparams``, or because the output reaches, through ops ORT moves a ``QuantizeLinear`` across, the
 quantized input of the next layer (:func:`layers_needing_output_quant` names the layers for which that is not
-so: a residual ``Add``, a ``Concat``, the graph output ...); ``DQ, DQ → Add → Q`` becomes ``QLinearAdd``;
+so: a residual ``Add``, a ``Concat``, a conv's graph output ...); ``DQ, DQ → Add → Q`` becomes ``QLinearAdd``;
 ``DQ → Gemm`` ``QGemm`` (it needs the int32 bias and the weight's zero point); ``DQ → MatMul``
 ``MatMulIntegerToFloat``; a weight-only int4/int8 ``DQ → MatMul`` ``MatMulNBits``.
 
@@ -486,6 +486,7 @@ def layers_needing_output_quant(
 ) -> list[str]:
     """The layers of ``layer_names`` whose output must be quantized by their own Q/DQ pair (``output_qparams``):
     those whose output reaches anything but other quantized layers' inputs — through ops ORT quantizes
-    across — such as a residual ``Add``, a ``Concat`` or the graph output. See :func:`output_quant_plan`."""
+    across — such as a residual ``Add``, a ``Concat`` or a conv's graph output (a ``Gemm``'s may stay float:
+    ``QGemm`` writes float). See :func:`output_quant_plan`."""
     plan = output_quant_plan(model, example_input, layer_names, input_qparams=input_qparams, opset=opset)
     return [verdict.layer for verdict in plan if verdict.needs_pair]

@@ -8,7 +8,7 @@ rounded to the int32 grid of step ``s_in · s_w`` (:func:`int32_bias`), which is
 ORT's integer kernels add to their accumulator; otherwise it stays float. An optional ``output_quantizer``
 (per tensor, the activation scheme) observes the layer's output during calibration and fake-quantizes it once
 frozen, for every reader, **only** where ``layer.quantize_output`` is True — the layers whose output ORT
-would otherwise leave in float (a residual ``Add``, a ``Concat``, the logits:
+would otherwise leave in float (a residual ``Add``, a ``Concat``, a conv's graph output:
 :func:`~aicompute.compress.quant.export.layers_needing_output_quant`); set it with :func:`quantize_outputs`.
 
 The post-training flow on a copy of the user's model (the input model is never modified)::

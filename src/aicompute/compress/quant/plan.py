@@ -4,7 +4,7 @@ integers end to end, read from one export of the float model.
 * **Junction blocks** (:mod:`.junctions`): the modules whose forward adds or concatenates activations get
   quantizers on their input and output, so ORT runs the add as ``QLinearAdd``;
 * **output pairs** (:func:`~aicompute.compress.quant.export.output_quant_plan`): the layers whose output
-  reaches anything but quantized inputs — the residual branch's last conv, the logits — quantize their
+  reaches anything but quantized inputs — the residual branch's last conv, a shortcut's conv — quantize their
   output, so ORT fuses ``DQ → Conv → Q`` into ``QLinearConv``. The junction blocks' inputs count as
   quantized here: the stem's conv, read through ReLU and max-pool by the first block, then needs no pair.
 

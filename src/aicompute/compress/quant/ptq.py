@@ -272,7 +272,8 @@ def calibrate_and_freeze(float_model: nn.Module, prepared: nn.Module, calib_data
     """Calibrate (when activations are quantized) and freeze, quantizing what ONNX Runtime's integer kernels
     need besides the layers' inputs (:func:`.plan.quant_plan`): the input and output of junction blocks
     (``config.junctions``), and the outputs of exactly the layers that need their own output quantizer (a conv
-    feeding a residual add, the last layer). So the simulation computes what the exported model will."""
+    feeding a residual add; not a Linear whose logits leave ORT's QGemm in float). So the simulation computes
+    what the exported model will."""
     if config.act_bits is None:
         freeze(prepared)
         return
