@@ -89,3 +89,50 @@ def test_quantized_resnet_runs_every_add_on_integers_in_ort_and_equals_the_simul
         assert float((result.float_model(x) - expected).abs().max()) > 2 * step
     junctions_off = quantize(model, calib, QuantConfig(calib_batches=2, junctions=False), batch_size=32)
     assert junctions_off.junctions == [] and "conv1" in junctions_off.output_qparams()
+
+
+class Halves(nn.Module):
+    """A ghost-module-like join: two convs of the same input, concatenated."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(c, c // 2, 3, padding=1), nn.Conv2d(c, c // 2, 1)
+
+    def forward(self, x):
+        return torch.cat([self.a(x), self.b(x)], dim=1)
+
+
+class Residual(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.inner = Halves(c)
+
+    def forward(self, x):
+        return torch.relu(self.inner(x) + x)
+
+
+class NestedNet(nn.Module):
+    def __init__(self, c: int = 8) -> None:
+        super().__init__()
+        self.stem, self.block, self.fc = nn.Conv2d(3, c, 3, padding=1), Residual(c), nn.Linear(c, 10)
+
+    def forward(self, x):
+        return self.fc(self.block(torch.relu(self.stem(x))).mean(dim=(2, 3)))
+
+
+def test_nested_junctions_share_the_outer_blocks_input_and_match_ort(tmp_path):
+    # the inner join reads the outer block's input, which the outer block's pair quantizes first
+    torch.manual_seed(0)
+    model = NestedNet().eval()
+    calib = torch.randn(32, 3, 8, 8)
+    result = quantize(model, calib, QuantConfig(calib_batches=1), batch_size=32)
+    assert sorted(result.junctions) == ["block", "block.inner"]
+    weights, inputs = result.qparams()
+    path = tmp_path / "nested.onnx"
+    export_qdq(result.float_model, calib[:1], weights, inputs, path, output_qparams=result.output_qparams())
+    ops = optimized_op_counts(path, threads=1)
+    assert ops["QLinearAdd"] == 1 and ops["QLinearConcat"] == 1 and ops["QLinearConv"] == 3, dict(ops)
+    x = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = result.model(x)
+    torch.testing.assert_close(ort_run(ort_session(path, threads=1), x), expected, rtol=1e-4, atol=1e-4)

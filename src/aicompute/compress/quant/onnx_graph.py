@@ -174,7 +174,8 @@ class QDQGraph:
         return layers
 
     def module_inputs(self, module: str) -> list[tuple[int, int]]:
-        """``(node index, input slot)`` where a float activation made outside ``module`` enters it."""
+        """``(node index, input slot)`` where a float activation made outside ``module`` enters it (the
+        dequantized value, where an enclosing module's input pair already quantized it)."""
         inside = self.in_scope(module)
         made_inside = {name for i in inside for name in self.nodes[i].output}
         made_inside |= {self.renamed[name] for name in made_inside if name in self.renamed}  # now made by an output DQ
@@ -184,7 +185,7 @@ class QDQGraph:
             for i in inside
             for k, name in enumerate(self.nodes[i].input)
             if name
-            and name in self.float_values
+            and (name in self.float_values or name in self.dq_params)
             and name not in made_inside
             and name not in self.init
             and name not in constants
