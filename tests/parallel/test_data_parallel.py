@@ -49,6 +49,7 @@ RUNS = {
     "local-sgd-1": replace(BASE, mode="local-sgd", period=1),
     "local-sgd-4": replace(BASE, mode="local-sgd", period=4),
     "ddp-accumulate": replace(BASE, batch_size=8, accumulate=2),
+    "fsdp-accumulate": replace(BASE, mode="fsdp", batch_size=8, accumulate=2),
     "ddp-fp16": replace(BASE, hook="fp16"),
     "ddp-topk": replace(BASE, hook="topk", topk_ratio=0.1),
     "ddp-powersgd": replace(BASE, hook="powersgd", powersgd_rank=2),
@@ -88,7 +89,7 @@ def _assert_gone(pids):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["ddp", "ps", "fsdp", "local-sgd-1", "ddp-accumulate"])
+@pytest.mark.parametrize("name", ["ddp", "ps", "fsdp", "local-sgd-1", "ddp-accumulate", "fsdp-accumulate"])
 def test_losses_equal_single_process_training_on_the_global_batch(results, name):
     reference = train_single_process(BASE, world_size=2)
     got = results[name].losses
@@ -168,6 +169,12 @@ def test_fsdp_shards_model_state(results, results4):
     assert fsdp.zero_model["total_bytes"] == 2 * 4 * ddp.params // 2  # ZeRO-3 model: (4 + 4)Ψ / 2
     assert fsdp.model_state["total"] == fsdp.zero_model["total_bytes"]  # every dim 0 here is even
     assert results4["fsdp"].model_state["params"] == shard(4)  # 10 rows over 4 ranks: 3, 3, 3, 1
+    # FSDP2 gathers the parameters for forward and again for backward in every micro-batch, and
+    # reduce-scatters the gradients once per step (set_requires_gradient_sync on the last micro-batch only)
+    psi_bytes = 4 * ddp.params
+    assert fsdp.payload_bytes == 3 * STEPS * psi_bytes
+    assert results["fsdp-accumulate"].payload_bytes == (2 * 2 + 1) * STEPS * psi_bytes
+    assert fsdp.bytes_sent == psi_bytes * 3 * STEPS // 2  # (p-1)/p of it at p = 2
 
 
 def test_global_batches_cover_each_epoch_once():
@@ -297,3 +304,19 @@ def test_bad_jobs_fail_before_any_rank_starts(monkeypatch, mode, kwargs, match):
 def test_nccl_without_cuda_fails_before_any_rank_starts():
     with pytest.raises(AicomputeError, match="backend nccl needs CUDA GPUs and torch sees none here; use --backend"):
         train_data_parallel("ddp", backend="nccl")
+
+
+def test_resume_refusals_and_a_bad_fail_rank_are_one_line_errors(tmp_path):
+    one = dict(steps=2, batch_size=8, progress=False, nproc=1, timeout=30)
+    # PowerSGD's own state is not checkpointed: its run cannot be resumed to the same losses
+    train_data_parallel("ddp", hook="powersgd", checkpoint_dir=tmp_path / "psgd", **one)
+    with pytest.raises(AicomputeError, match="PowerSGD's own state .* is not checkpointed") as err:
+        train_data_parallel("ddp", hook="powersgd", checkpoint_dir=tmp_path / "psgd", resume=True, **one)
+    assert "\n" not in str(err.value)
+    # another job's checkpoint: DCP cannot read it as this job's, said in one line
+    launch("allreduce-check", nproc=1, timeout=30, checkpoint_dir=tmp_path / "other", options={"steps": 1, "numel": 10})
+    with pytest.raises(AicomputeError, match="cannot be read as this job's") as err:
+        train_data_parallel("ddp", checkpoint_dir=tmp_path / "other", resume=True, **one)
+    assert "\n" not in str(err.value) and "Traceback" not in str(err.value)
+    with pytest.raises(AicomputeError, match="--fail-rank 1 names no rank of 1"):
+        train_data_parallel("ddp", fail_rank=1, **one)

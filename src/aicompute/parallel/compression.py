@@ -193,7 +193,7 @@ class CommHook:
     def state_dict(self) -> dict[str, Any]:
         """Top-k's error-feedback state, ``{"residuals": {i: tensor}}`` with ``i`` the parameter's position in
         ``ddp_model.module.parameters()``: what a resumed run needs to continue as an uninterrupted one.
-        (PowerSGD's is torch's ``PowerSGDState``, ``powersgd_state``, which pickles itself.)"""
+        PowerSGD's own state (torch's ``PowerSGDState``) is not included: a PowerSGD run is not resumable.)"""
         position = {param: i for i, param in enumerate(self._params)}
         return {"residuals": {position[param]: r.clone() for param, r in self.residuals.items()}}
 

@@ -28,7 +28,8 @@ match it to float rounding. A model with batch norm would see per-rank statistic
 ``ps`` and ``local-sgd`` (our own send/recv); for ``ddp`` and ``fsdp`` the backend's collectives are opaque,
 so the bytes are the ring model applied to the payload handed to them: DDP's hook all-reduces each bucket
 (``2(p-1)/p`` of it sent; top-k all-gathers, ``(p-1)`` times its piece: ``CommHook.sent_bytes``), FSDP
-all-gathers the parameters twice (forward, backward) and reduce-scatters the gradients (``(p-1)/p`` each).
+all-gathers the parameters twice per micro-batch (forward, backward) and reduce-scatters the gradients once per
+step (``(p-1)/p`` each).
 ``bytes_measured`` says which. ``payload_bytes`` is the gradient / parameter bytes given to the wire in its
 wire format (half for fp16 / bf16, top-k's (value, index) pairs, PowerSGD's P and Q).
 
@@ -60,6 +61,7 @@ from aicompute.checks import did_you_mean, non_negative_int, positive_int, posit
 from aicompute.data import dataset_info, get_dataset
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import build_for_dataset, count_params, resolve_model
+from aicompute.parallel.checkpoint import checkpoint_steps
 from aicompute.parallel.collectives import CommStats
 from aicompute.parallel.compression import HOOKS, CommHook
 from aicompute.parallel.dp_checkpoint import checkpoint_due, load_training, refuse_stale_checkpoints, save_training
@@ -128,7 +130,7 @@ class DataParallelConfig:
     def comm_hook(self) -> CommHook:
         """A fresh ``CommHook`` for this run's DDP model (``hook`` and its settings)."""
         given = {"topk_ratio": self.topk_ratio, "powersgd_rank": self.powersgd_rank}
-        return CommHook(self.hook, **{k: v for k, v in given.items() if v is not None})
+        return CommHook(self.hook, seed=self.seed, **{k: v for k, v in given.items() if v is not None})
 
 
 @dataclass(frozen=True)
@@ -288,6 +290,8 @@ def run_data_parallel(ctx: RankContext, config: DataParallelConfig, *, fault: Fa
     has a checkpoint folder (module docstring); ``fault`` makes a rank fail on purpose."""
     config, fault = config.check(), fault or Fault()
     p, r = ctx.world_size, ctx.rank
+    if fault.rank >= p:
+        raise AicomputeError(f"--fail-rank {fault.rank} names no rank of {p} (ranks 0 to {p - 1}); use one of them")
     start = time.perf_counter()
     model, train, test = _build(config)
     params = count_params(model)
@@ -305,6 +309,11 @@ def run_data_parallel(ctx: RankContext, config: DataParallelConfig, *, fault: Fa
     done = filled = 0
     saving = dict(model=net, optimizer=opt, settings=asdict(config), per_rank=config.mode == "local-sgd")
     if ctx.checkpoint_dir is not None and ctx.resume:
+        if config.hook == "powersgd" and checkpoint_steps(ctx.checkpoint_dir):
+            raise AicomputeError(
+                "--resume with --hook powersgd: PowerSGD's own state (error feedback, P/Q memories, random "
+                "generator) is not checkpointed, so the resumed run would not continue the interrupted one; start "
+                "again in an empty --checkpoint-dir, or use --hook topk, whose error feedback is checkpointed")
         resumed = load_training(ctx, ctx.checkpoint_dir, total_steps=len(plan), rank_state=sync.state(), **saving)
         if resumed is not None:
             done = filled = resumed.step
@@ -368,7 +377,8 @@ def _result(config: DataParallelConfig, p: int, params: int, losses: list[float]
         payload, sent = sync.hook.payload_bytes, sync.hook.sent_bytes
         recv, measured, syncs = sent, False, sync.hook.steps  # every rank sends and takes in as much
     elif config.mode == "fsdp":
-        payload = 3 * steps * flat_bytes  # all-gather twice, reduce-scatter once per step
+        # all-gather for forward and for backward in every micro-batch, reduce-scatter once per step
+        payload = (2 * config.accumulate + 1) * steps * flat_bytes
         sent = recv = round((p - 1) / p * payload)
         measured, syncs = False, steps
     else:

@@ -17,7 +17,9 @@ A checkpoint is one atomic ``torch.distributed.checkpoint`` (DCP) folder per ste
 **Resuming.** The sampler's plan is a pure function of (seed, epoch, world size, batch size), so a run
 resumed after step ``s`` skips the first ``s`` steps of its plan and sees the same batches; weights,
 optimizer state and generator state are restored bit for bit, so its remaining losses are the
-uninterrupted run's, bit for bit (seen for every mode at 2 ranks and for DDP with the top-k hook at 4).
+uninterrupted run's, bit for bit (seen for every mode at 2 ranks and for DDP with the top-k hook at 4; top-k
+keeps its residuals per parameter, exact while DDP's buckets after its rebuild are those of the saved run).
+DDP with the PowerSGD hook is refused: torch's PowerSGD state is not saved.
 DDP's all-reducing hooks on more than 2 ranks agree to float rounding (~1e-7): DDP lays its gradient
 buckets out afresh after each process's first step, so the first step after a resume sums the ring's
 chunks in another order. The settings in ``MUST_MATCH`` shape the trajectory and must equal the
@@ -82,6 +84,20 @@ def save_training(ctx: RankContext, directory: Path, step: int, *, model: nn.Mod
     return save_checkpoint(ctx, state, step, directory, storage_writer=storage_writer)
 
 
+def _load(ctx: RankContext, directory: Path, state: dict[str, Any]) -> int | None:
+    """``load_latest``, with DCP's failure to read a checkpoint (another job's, or a damaged one) as one line."""
+    from torch.distributed.checkpoint.api import CheckpointException
+
+    try:
+        return load_latest(ctx, directory, state)
+    except CheckpointException as err:
+        first = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        raise AicomputeError(
+            f"the newest checkpoint in {directory} cannot be read as this job's ({first.strip()[:200]}): it is "
+            "another job's or damaged; give this run an empty --checkpoint-dir"
+        ) from None
+
+
 def load_training(ctx: RankContext, directory: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer | None,
                   settings: dict[str, Any], rank_state: dict[str, Any], total_steps: int, per_rank: bool = False
                   ) -> Resumed | None:
@@ -93,13 +109,13 @@ def load_training(ctx: RankContext, directory: Path, *, model: nn.Module, optimi
     from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
 
     head = {"run": {"step": 0, "world_size": 0, "settings": ""}}  # read first: it sizes the loss record
-    step = load_latest(ctx, directory, head)
+    step = _load(ctx, directory, head)
     if step is None:
         return None
     _check_compatible(directory, step, head["run"], ctx.world_size, settings, total_steps)
     state = _state(ctx, model, optimizer, rank_state, per_rank)
     state["run"] = {"losses": torch.zeros(step, dtype=torch.float64)}
-    again = load_latest(ctx, directory, state)
+    again = _load(ctx, directory, state)
     if again != step:
         raise AicomputeError(f"{directory} changed while resuming (step {step}, then {again}); "
                              "is another run writing to it?")
