@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from aicompute.errors import AicomputeError
 from aicompute.parallel.collectives import (
     AlphaBeta, CommStats, all_reduce_with, chunk_bounds, cost_terms, ps_all_reduce_, recursive_doubling_all_reduce_,
-    ring_all_gather, ring_all_reduce_, ring_reduce_scatter, ring_workspace,
+    ring_all_gather, ring_all_reduce_, ring_bytes_sent, ring_reduce_scatter, ring_workspace,
 )
 from aicompute.parallel.launch import launch
 
@@ -174,6 +174,25 @@ def test_recursive_doubling_bytes(run):
         assert sent == [rounds * v] * p
     else:  # p = 3: rank 0 folds into rank 1 and gets the result back; ranks 1 and 2 do one round
         assert sent == [v, 2 * v, v]
+
+
+@given(numel=st.integers(0, 10_000), p=st.integers(1, 9), element_size=st.sampled_from([1, 2, 4, 8]))
+def test_ring_bytes_follow_the_closed_form(numel, p, element_size):
+    sent = [ring_bytes_sent(numel, element_size, p, r) for r in range(p)]
+    # every chunk travels p-1 hops in each of the two phases: 2(p-1)V over all ranks
+    assert sum(sent) == 2 * (p - 1) * numel * element_size
+    # each rank sends 2(p-1) chunks, each of floor or ceil of V/p elements
+    lo, hi = numel // p, -(-numel // p)
+    assert all(2 * (p - 1) * lo * element_size <= s <= 2 * (p - 1) * hi * element_size for s in sent)
+    if numel % p == 0:
+        assert set(sent) <= {2 * (p - 1) * numel // p * element_size}  # the seed's 2(p-1)V/p
+
+
+def test_ring_bytes_of_a_hand_case():
+    # 10 elements on 4 ranks: chunks of 3, 3, 2, 2 (chunk_bounds). Rank 0 sends chunks 3, 2, 1 while
+    # reducing and 0, 3, 2 while gathering: 2 + 2 + 3 + 3 + 2 + 2 = 14 elements.
+    assert chunk_bounds(10, 4) == [(0, 3), (3, 6), (6, 8), (8, 10)]
+    assert ring_bytes_sent(10, 4, 4, 0) == 14 * 4
 
 
 @given(numel=st.integers(0, 10_000), parts=st.integers(1, 64))

@@ -25,6 +25,7 @@ from aicompute.errors import AicomputeError
 from aicompute.parallel import data_parallel
 from aicompute.parallel import launch as launch_module
 from aicompute.parallel.checkpoint import checkpoint_steps
+from aicompute.parallel.collectives import ring_bytes_sent
 from aicompute.parallel.data_parallel import (
     DataParallelConfig,
     DataParallelResult,
@@ -33,7 +34,6 @@ from aicompute.parallel.data_parallel import (
     train_data_parallel,
     train_single_process,
 )
-from aicompute.parallel.dp_modes import ring_bytes_sent
 from aicompute.parallel.jobs import get_job, parse_job_options
 from aicompute.parallel.launch import LaunchResult, RankFailedError, launch
 

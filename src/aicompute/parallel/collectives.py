@@ -42,7 +42,7 @@ from aicompute.checks import did_you_mean, positive_int
 from aicompute.errors import AicomputeError
 
 __all__ = [
-    "CommStats", "chunk_bounds", "ring_workspace", "ring_reduce_scatter", "ring_all_gather", "ring_all_reduce_",
+    "CommStats", "chunk_bounds", "ring_bytes_sent", "ring_workspace", "ring_reduce_scatter", "ring_all_gather", "ring_all_reduce_",
     "ps_reduce_",
     "ps_broadcast_", "ps_all_reduce_", "recursive_doubling_all_reduce_", "ALL_REDUCE", "all_reduce_with",
     "CostTerms", "cost_terms", "AlphaBeta", "REDUCE_OPS", "DEFAULT_SEGMENT_BYTES",
@@ -92,6 +92,14 @@ def chunk_bounds(numel: int, parts: int) -> list[tuple[int, int]]:
         bounds.append((start, stop))
         start = stop
     return bounds
+
+
+def ring_bytes_sent(numel: int, element_size: int, world_size: int, rank: int) -> int:
+    """Bytes ``rank`` sends in one ring all-reduce of ``numel`` elements (chunks as ``chunk_bounds``): every
+    chunk but its own while reducing, every chunk but its successor's while gathering — ``2(p-1)V/p`` when p
+    divides V. The closed form the ring's counted bytes (``CommStats``) are checked against."""
+    sizes = [hi - lo for lo, hi in chunk_bounds(numel, world_size)]
+    return (2 * numel - sizes[rank] - sizes[(rank + 1) % world_size]) * element_size
 
 
 _TAGS = 1 << 30  # gloo takes a non-negative C int

@@ -50,7 +50,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from aicompute.checks import did_you_mean, positive_int, seed_value
+from aicompute.checks import did_you_mean, positive_int, positive_number, seed_value
 from aicompute.errors import AicomputeError
 
 __all__ = ["HOOKS", "CommHook", "topk_select", "topk_decompress", "powersgd_payload_elements"]
@@ -130,9 +130,7 @@ class CommHook:
         if isinstance(powersgd_start_iter, bool) or not isinstance(powersgd_start_iter, int) or powersgd_start_iter < 2:
             raise AicomputeError(f"powersgd_start_iter must be an integer ≥ 2 (torch's PowerSGD needs two vanilla "
                                  f"iterations while DDP rebuilds its buckets), got {powersgd_start_iter!r}")
-        if isinstance(min_compression_rate, bool) or not isinstance(min_compression_rate, (int, float)) \
-                or not min_compression_rate > 0:
-            raise AicomputeError(f"min_compression_rate must be > 0, got {min_compression_rate!r}")
+        positive_number("min_compression_rate", min_compression_rate)
         self.name = name
         self.topk_ratio = float(topk_ratio)
         self.powersgd_rank = powersgd_rank
@@ -193,7 +191,7 @@ class CommHook:
     def state_dict(self) -> dict[str, Any]:
         """Top-k's error-feedback state, ``{"residuals": {i: tensor}}`` with ``i`` the parameter's position in
         ``ddp_model.module.parameters()``: what a resumed run needs to continue as an uninterrupted one.
-        PowerSGD's own state (torch's ``PowerSGDState``) is not included: a PowerSGD run is not resumable.)"""
+        PowerSGD's own state (torch's ``PowerSGDState``) is not included: a PowerSGD run is not resumable."""
         position = {param: i for i, param in enumerate(self._params)}
         return {"residuals": {position[param]: r.clone() for param, r in self.residuals.items()}}
 

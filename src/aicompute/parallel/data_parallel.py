@@ -57,13 +57,13 @@ from torch import nn
 from torch.nn.functional import cross_entropy
 from torch.utils.data import DistributedSampler
 
-from aicompute.checks import did_you_mean, non_negative_int, positive_int, positive_number
+from aicompute.checks import non_negative_int, positive_int, positive_number
 from aicompute.data import dataset_info, get_dataset
 from aicompute.errors import AicomputeError
 from aicompute.models.registry import build_for_dataset, count_params, resolve_model
 from aicompute.parallel.checkpoint import checkpoint_steps
 from aicompute.parallel.collectives import CommStats
-from aicompute.parallel.compression import HOOKS, CommHook
+from aicompute.parallel.compression import CommHook
 from aicompute.parallel.dp_checkpoint import checkpoint_due, load_training, refuse_stale_checkpoints, save_training
 from aicompute.parallel.dp_modes import SyncState, average_parameters, ps_step, wrap
 from aicompute.parallel.faults import Fault
@@ -104,11 +104,8 @@ class DataParallelConfig:
     progress: bool = True
 
     def check(self) -> DataParallelConfig:
-        if self.mode not in MODES:
-            raise AicomputeError(f"unknown data-parallel mode {self.mode!r}; use one of {list(MODES)}")
-        if self.hook not in HOOKS:
-            raise AicomputeError(f"unknown comm hook {self.hook!r}{did_you_mean(self.hook, HOOKS)}; "
-                                 f"use one of {list(HOOKS)}")
+        _check_mode(self.mode)
+        self.comm_hook()  # an unknown hook name (CommHook's one check of it) or bad settings of its own fail here
         if self.hook != "none" and self.mode != "ddp":
             raise AicomputeError(f"--hook {self.hook} compresses DDP's all-reduce; use it with mode ddp, "
                                  f"not {self.mode}")
@@ -116,7 +113,6 @@ class DataParallelConfig:
             if getattr(self, option) is not None and self.hook != hook:
                 raise AicomputeError(f"--{option.replace('_', '-')} sets the {hook} hook; add --hook {hook} "
                                      f"(the hook is {self.hook!r})")
-        self.comm_hook()  # checks the hook's own settings
         for name in ("epochs", "batch_size", "accumulate", "period"):
             positive_int(name, getattr(self, name))
         if self.steps is not None:
@@ -167,6 +163,11 @@ class DataParallelResult:
         d = asdict(self)
         d["config"] = asdict(self.config)
         return {"kind": "data-parallel", "mode": self.config.mode, "steps": self.steps, **d}
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise AicomputeError(f"unknown data-parallel mode {mode!r}; use one of {list(MODES)}")
 
 
 def check_fits(config: DataParallelConfig) -> None:
@@ -440,8 +441,7 @@ def train_data_parallel(mode: str, model_name: str = "mlp", data: str = "digits"
     ``topk_ratio``, ``powersgd_rank``, ``period``, ``checkpoint_every``, ``progress``, ``fail_rank``,
     ``fail_step``, ``fail_mode``); ``checkpoint_dir`` and ``resume`` are the launcher's. Bad settings fail
     before any rank starts."""
-    if mode not in MODES:
-        raise AicomputeError(f"unknown data-parallel mode {mode!r}; use one of {list(MODES)}")
+    _check_mode(mode)
     result = launch(mode, nproc=nproc, backend=backend, timeout=timeout, checkpoint_dir=checkpoint_dir,
                     resume=resume, options={"model": model_name, "data": data, **options})
     return replace(result.value, wall_s=result.wall_s)

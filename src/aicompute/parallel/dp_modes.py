@@ -7,7 +7,6 @@
 * ``ps_step`` — parameter server: gradients to rank 0 (``ps_reduce_``), averaged; rank 0 steps the only
   optimizer; the parameters go back to everyone (``ps_broadcast_``). Counted message by message.
 * ``average_parameters`` — local SGD's sync: the ring all-reduce (our own, on P2P) of the flat parameters.
-* ``ring_bytes_sent`` — what one rank sends in one ring all-reduce, for the byte accounting.
 * ``SyncState`` — what a rank has sent so far and the hook's error feedback, as a checkpoint saves it.
 """
 
@@ -20,10 +19,10 @@ import torch
 from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from aicompute.parallel.collectives import CommStats, chunk_bounds, ps_broadcast_, ps_reduce_, ring_all_reduce_
+from aicompute.parallel.collectives import CommStats, ps_broadcast_, ps_reduce_, ring_all_reduce_
 from aicompute.parallel.compression import CommHook
 
-__all__ = ["wrap", "ps_step", "average_parameters", "ring_bytes_sent", "SyncState"]
+__all__ = ["wrap", "ps_step", "average_parameters", "SyncState"]
 
 
 def wrap(model: nn.Module, mode: str, device: torch.device, hook: CommHook | None = None) -> nn.Module:
@@ -69,17 +68,6 @@ def average_parameters(model: nn.Module, stats: CommStats) -> None:
     flat = parameters_to_vector(params)  # (Ψ,)
     ring_all_reduce_(flat, op="avg", stats=stats)
     vector_to_parameters(flat, params)
-
-
-def ring_bytes_sent(numel: int, element_size: int, world_size: int, rank: int) -> int:
-    """Bytes ``rank`` sends in one ring all-reduce of ``numel`` elements (chunks as ``chunk_bounds``): in each
-    of the ``2(p-1)`` steps it sends one chunk, every chunk but one per phase."""
-    bounds = chunk_bounds(numel, world_size)
-    sizes = [hi - lo for lo, hi in bounds]
-    p = world_size
-    reduce_phase = sum(sizes[(rank - s - 1) % p] for s in range(p - 1))
-    gather_phase = sum(sizes[(rank - s - 1) % p] for s in range(p - 1, 2 * p - 2))
-    return (reduce_phase + gather_phase) * element_size
 
 
 @dataclass

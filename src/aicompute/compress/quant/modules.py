@@ -386,7 +386,8 @@ class PrepareReport:
         return asdict(self)
 
 
-def _is_skipped(name: str, skip: tuple[str, ...]) -> bool:
+def is_skipped(name: str, skip: Iterable[str]) -> bool:
+    """Whether module ``name`` is under one of the ``skip`` names (the name itself or a submodule of it)."""
     return any(name == s or name.startswith(s + ".") for s in skip)
 
 
@@ -413,7 +414,7 @@ def prepare(model: nn.Module, spec: QuantSpec | None = None) -> tuple[nn.Module,
     float_ids: set[int] = set()
     for name, module in list(prepared.named_modules(remove_duplicate=False)):
         wrapper_type = _WRAPPERS.get(type(module))
-        if wrapper_type is not None and _is_skipped(name, spec.skip):
+        if wrapper_type is not None and is_skipped(name, spec.skip):
             report.skipped.append(name)
         elif wrapper_type is not None:
             if id(module) not in wrappers:

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from aicompute.compress.quant.export import DEFAULT_OPSET, float_proto, graph_output_verdicts
 from aicompute.compress.quant.junctions import container_problem
+from aicompute.compress.quant.modules import is_skipped
 from aicompute.compress.quant.onnx_graph import OutputVerdict, QDQGraph, junction_blocks
 
 __all__ = ["QuantPlan", "quant_plan"]
@@ -46,10 +47,6 @@ class QuantPlan:
                 "outputs": [v.to_dict() for v in self.outputs]}  # fmt: skip
 
 
-def _skipped(name: str, skip: Iterable[str]) -> bool:
-    return any(name == s or name.startswith(s + ".") for s in skip)
-
-
 def quant_plan(
     model: nn.Module,
     example_input: Tensor,
@@ -71,7 +68,7 @@ def quant_plan(
     for block, problem in (junction_blocks(g) if junctions else {}).items():
         if problem is None and block in modules:
             problem = container_problem(modules[block])
-        if problem is None and _skipped(block, skip):
+        if problem is None and is_skipped(block, skip):
             problem = "it is under a skipped name"
         if problem is None:
             chosen.append(block)

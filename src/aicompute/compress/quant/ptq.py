@@ -279,8 +279,7 @@ def calibrate_and_freeze(float_model: nn.Module, prepared: nn.Module, calib_data
         return
     batches = list(calibration_batches(calib_data, batch_size=batch_size, limit=config.calib_batches))
     plan = _plan(float_model, batches[0][:1], list(quant_layers(prepared)), config)
-    observer = config.calib if config.calib in OBSERVERS else "minmax"
-    attach_junction_quantizers(prepared, plan.junctions, config.act_scheme(), observer)
+    attach_junction_quantizers(prepared, plan.junctions, config.act_scheme(), config.calib)
     calibrate(prepared, batches)
     freeze(prepared)
     quantize_outputs(prepared, plan.output_layers)
