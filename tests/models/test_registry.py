@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -51,6 +53,34 @@ def test_user_factory_by_import_path():
     assert factory is nn.Linear and spec is None
     model = get_model("torch.nn:Linear", in_features=3, out_features=2)
     assert count_params(model) == 3 * 2 + 2
+
+
+@pytest.fixture
+def user_dir(tmp_path, monkeypatch):
+    """A working directory holding the user's own module, not on sys.path (as under the installed script)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    return tmp_path
+
+
+def test_user_module_in_the_working_directory_imports(user_dir):
+    (user_dir / "aicompute_test_cwd_model.py").write_text(
+        "import torch.nn as nn\ndef make(width=3):\n    return nn.Linear(2, width)\n"
+    )
+    model = get_model("aicompute_test_cwd_model:make", width=5)
+    assert isinstance(model, nn.Linear) and model.out_features == 5
+    assert sys.path[-1] == str(user_dir)  # appended: installed packages still win
+
+
+def test_a_missing_dependency_inside_the_user_module_is_named(user_dir):
+    (user_dir / "aicompute_test_cwd_broken.py").write_text("import no_such_dependency_xyz\n")
+    with pytest.raises(AicomputeError, match="No module named 'no_such_dependency_xyz'"):
+        get_model("aicompute_test_cwd_broken:make")
+
+
+def test_a_module_found_nowhere_says_where_it_looked(user_dir):
+    with pytest.raises(AicomputeError, match=f"searched sys.path and {user_dir}"):
+        get_model("aicompute_no_such_module_xyz:make")
 
 
 def test_user_factory_gets_num_classes_from_data():

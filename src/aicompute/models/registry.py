@@ -21,8 +21,11 @@ import contextlib
 import importlib
 import inspect
 import math
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Literal
 
 import torch
@@ -196,10 +199,7 @@ def resolve_model(name: str) -> tuple[Callable[..., nn.Module], ModelSpec | None
         spec = model_spec(name)
         return spec.factory, spec
     module_name, _, attr = name.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise AicomputeError(f"cannot import {module_name!r} for model {name!r}: {e}") from None
+    module = _import_user_module(module_name, name)
     factory = module
     for part in attr.split("."):
         factory = getattr(factory, part, None)
@@ -208,6 +208,32 @@ def resolve_model(name: str) -> tuple[Callable[..., nn.Module], ModelSpec | None
     if not callable(factory):
         raise AicomputeError(f"{name!r} is not callable; name a function or class that returns an nn.Module")
     return factory, None
+
+
+def _import_user_module(module_name: str, name: str) -> ModuleType:
+    """Import ``module_name``, also from the working directory, as ``python -m`` and uvicorn do.
+
+    The installed ``aicompute`` script does not have the working directory on ``sys.path``, so a user's
+    ``mymodel.py`` beside them would not import. It is appended (not prepended) and only when the module
+    itself is missing, so an installed package of the same name still wins and a missing dependency
+    inside the user's module is reported as such.
+    """
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        cwd = os.getcwd()
+        top = module_name.partition(".")[0]
+        if e.name != top or cwd in sys.path or "" in sys.path:
+            raise AicomputeError(f"cannot import {module_name!r} for model {name!r}: {e}") from None
+        sys.path.append(cwd)
+    except ImportError as e:
+        raise AicomputeError(f"cannot import {module_name!r} for model {name!r}: {e}") from None
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as e:
+        raise AicomputeError(
+            f"cannot import {module_name!r} for model {name!r} (searched sys.path and {cwd}): {e}"
+        ) from None
 
 
 def get_model(name: str, *, device: torch.device | str | None = None, **kwargs: Any) -> nn.Module:
