@@ -47,6 +47,49 @@ def test_training_saved_activations_of_one_linear():
     assert result.memory()["training_total_bytes"] == result.states.total + result.saved_activation_bytes
 
 
+def test_accumulated_gradients_leave_the_activations():
+    memory = LiveMemory()
+    grad, act = torch.empty(10), torch.empty(5)  # 40 and 20 bytes
+    memory.track((grad, act))
+    memory.as_gradient(grad)
+    memory.as_gradient(grad)  # a second accumulation into the same storage changes nothing
+    assert (memory.live, memory.grads, memory.peak, memory.peak_activation) == (60, 40, 60, 60)
+    del act
+    memory.track(torch.empty(15))  # 60 bytes, freed at once
+    assert (memory.peak, memory.peak_activation) == (100, 60)
+    del grad
+    assert (memory.live, memory.grads) == (0, 0)
+
+
+def test_training_step_peak_of_a_two_layer_mlp():
+    # Linear(8, 16) → ReLU → Linear(16, 4) on 2×8, float32, hand-traced through autograd's order. Alive when
+    # forward returns: x (64 B), the ReLU output r (128, saved by both backward nodes) and the output (32).
+    # Backward adds the ones (32); Linear 2's node makes dr (128), dW2 (256), db2 (16): 656 B live, then W2's
+    # and b2's gradients are accumulated (272 B of gradients). The ones' buffer and r go; ReLU's node
+    # turns dr into dh (128, dr freed); Linear 1's node makes dW1 (512) and db1 (64) beside x, out, the ones
+    # (held by the caller) and dh: 64 + 32 + 32 + 128 + 512 + 64 = 832 B of activations, 1,104 B with W2's
+    # gradients. Its input needs no gradient, so no dx.
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    result = profile(model, input_shape=(2, 8), mode="training", optimizer="momentum")
+    memory = result.memory()
+    assert result.saved_activation_bytes == 64 + 128 + 32
+    assert result.peak_activation_bytes == 832
+    assert memory["peak_activation_and_grads_bytes"] == 832 + 272
+    params = 4 * (8 * 16 + 16 + 16 * 4 + 4)
+    assert memory["training_peak_bytes"] == params + params + (832 + 272)  # weights, momentum, peak
+
+
+def test_frozen_layers_hold_no_gradient_in_the_step_peak():
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    model[0].requires_grad_(False)
+    result = profile(model, input_shape=(2, 8), mode="training", optimizer="sgd")
+    # only Linear 2 trains: its 272 B of gradients. r needs no gradient, so Linear 2's node makes no dr, and
+    # backward stops there: x (the caller's input), r, out, the ones, dW2 and db2
+    assert result.saved_activation_bytes == 64 + 128 + 32
+    assert result.memory()["peak_activation_and_grads_bytes"] == 64 + 128 + 32 + 32 + 256 + 16
+    assert result.states.grads == 272
+
+
 @pytest.mark.parametrize(
     "optimizer,dtype,per_param",
     [

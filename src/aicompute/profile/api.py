@@ -205,6 +205,9 @@ def _trace(net: nn.Module, label: str, input_specs: list, float_dtype: torch.dty
     state = list(params.values()) + list(buffers.values())
     modules = ModuleStack(net)
     counter = OpCounter(list(params.values()), state, modules)
+    for p in params.values():  # the fake copies, not the model's parameters: nothing is left on the model
+        if p.requires_grad:
+            p.register_post_accumulate_grad_hook(lambda p: counter.memory.as_gradient(p.grad))
     counter.memory.track(args)
     if cache is not None:
         counter.memory.track(cache)

@@ -4,7 +4,9 @@
 op that creates it until the last tensor (or view) on it is freed; a weak-reference callback on the
 storage object fires at that moment, so the figure follows Python's own lifetimes — what autograd saves
 for backward stays live, what a ``no_grad`` forward drops is freed at once. Parameters and buffers are
-model state, not activations, and are not counted.
+model state, not activations, and are not counted. In backward, a gradient counts as an activation until
+autograd accumulates it into its parameter's ``.grad``, and as a gradient from then on; the peak of both
+together, on top of the parameters and optimizer state, is the step's peak.
 
 **Modelled.** Training also holds gradients and optimizer state per trainable parameter (Ψ of them).
 With mixed precision (``bfloat16``/``float16`` weights) the optimizer keeps fp32 master weights and fp32
@@ -39,12 +41,23 @@ MIXED_DTYPES = (torch.bfloat16, torch.float16)
 
 
 class LiveMemory:
-    """Bytes of the storages created while tracing that are still alive, and their peak."""
+    """Bytes of the storages created while tracing that are still alive, and their peaks.
+
+    A storage that becomes a parameter's ``.grad`` (reported by :meth:`as_gradient`, from a post-accumulate
+    hook) moves from the activations to the gradients: ``peak_activation`` is the peak of everything else
+    (inputs, activations, incoming gradients and temporaries), ``peak`` the peak of all of it together, which
+    is what a training step holds on top of its parameters and optimizer state when gradients start at
+    ``None`` (``zero_grad(set_to_none=True)``, PyTorch's default).
+    """
 
     def __init__(self) -> None:
         self._seen: set[int] = set()
+        self._grads: set[int] = set()
+        self._sizes: dict[int, int] = {}
         self.live = 0
         self.peak = 0
+        self.grads = 0
+        self.peak_activation = 0
 
     def exclude(self, tensors: Iterable[torch.Tensor]) -> None:
         """Never count these tensors' storages (parameters and buffers)."""
@@ -60,6 +73,13 @@ class LiveMemory:
                 if isinstance(v, torch.Tensor):
                     self._track(v)
 
+    def as_gradient(self, grad: torch.Tensor) -> None:
+        """``grad``'s storage is now a parameter's gradient: count it under the gradients from here on."""
+        key = id(grad.untyped_storage())
+        if key in self._sizes and key not in self._grads:
+            self._grads.add(key)
+            self.grads += self._sizes[key]
+
     def _track(self, t: torch.Tensor) -> None:
         storage = t.untyped_storage()
         key = id(storage)  # stable while the storage lives: its Python object is kept with it
@@ -67,12 +87,18 @@ class LiveMemory:
             return
         nbytes = storage.nbytes()
         self._seen.add(key)
+        self._sizes[key] = nbytes
         self.live += nbytes
         self.peak = max(self.peak, self.live)
+        self.peak_activation = max(self.peak_activation, self.live - self.grads)
         weakref.finalize(storage, self._free, key, nbytes)
 
     def _free(self, key: int, nbytes: int) -> None:
         self._seen.discard(key)
+        self._sizes.pop(key, None)
+        if key in self._grads:
+            self._grads.discard(key)
+            self.grads -= nbytes
         self.live -= nbytes
 
 

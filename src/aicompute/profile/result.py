@@ -44,7 +44,10 @@ class ProfileResult:
     """path → (type name, params of the subtree), in ``named_modules()`` order."""
     ignored: Counter
     peak_activation_bytes: int
-    """Peak of live non-parameter bytes while tracing (inputs, activations, KV cache, gradients)."""
+    """Peak of live bytes while tracing other than parameters, buffers and accumulated parameter gradients:
+    inputs, activations, KV cache and, in backward, incoming gradients and temporaries."""
+    peak_with_grads_bytes: int = 0
+    """Training: peak of the same bytes plus the parameter gradients accumulated so far."""
     saved_activation_bytes: int | None = None
     """Training: bytes alive when forward returns, i.e. saved for backward (plus the outputs)."""
     kv_cache_bytes: int = 0
@@ -74,7 +77,8 @@ class ProfileResult:
             records=counter.records,
             modules=modules,
             ignored=counter.ignored,
-            peak_activation_bytes=counter.memory.peak,
+            peak_activation_bytes=counter.memory.peak_activation,
+            peak_with_grads_bytes=counter.memory.peak,
             saved_activation_bytes=saved_activation_bytes,
             kv_cache_bytes=kv_cache_bytes,
             states=states,
@@ -145,7 +149,10 @@ class ProfileResult:
 
     def memory(self) -> dict[str, Any]:
         """Bytes: parameters at the traced dtype, measured activation peak, KV cache; for training the
-        modelled gradients and optimizer state, the measured saved activations, and their sum."""
+        modelled gradients and optimizer state, the measured saved activations, their sum (the seed's
+        params + grads + optimizer states + saved activations), and the measured step peak: parameters and
+        optimizer state plus the peak of activations and gradients together, as gradients appear in backward
+        while activations are freed."""
         out: dict[str, Any] = {
             "params_bytes": self.params * torch.finfo(getattr(torch, self.dtype)).bits // 8,
             "peak_activation_bytes": self.peak_activation_bytes,
@@ -156,6 +163,8 @@ class ProfileResult:
             out.update(self.states.to_dict())
             out["saved_activation_bytes"] = self.saved_activation_bytes
             out["training_total_bytes"] = self.states.total + (self.saved_activation_bytes or 0)
+            out["peak_activation_and_grads_bytes"] = self.peak_with_grads_bytes
+            out["training_peak_bytes"] = self.states.params + self.states.optimizer + self.peak_with_grads_bytes
         return out
 
     def tensor_share(self) -> float:
