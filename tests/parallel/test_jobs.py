@@ -84,18 +84,19 @@ def test_bad_options_are_explained(argv, message):
 
 
 def test_a_jobs_check_sees_every_option_with_defaults_before_anything_runs(private_registry):
-    from aicompute.parallel.jobs import check_options
+    from aicompute.parallel.jobs import World, check_options
 
     seen = []
 
-    def check(**options):
-        seen.append(options)
+    def check(world, **options):
+        seen.append((world, options))
         if options["steps"] > 10:
             raise AicomputeError("steps must be at most 10")
 
     register_job("test-checked", check=check)(_job_options)
     job = get_job("test-checked")
-    assert check_options(job, {"lr": 0.5}) == {"lr": 0.5}  # the options given, not the filled-in ones
-    assert seen == [{"steps": 1, "lr": 0.5, "name": "x", "verbose": False, "out": None}]
+    world = World(4, Path("ckpt"), resume=True)
+    assert check_options(job, {"lr": 0.5}, world) == {"lr": 0.5}  # the options given, not the filled-in ones
+    assert seen == [(world, {"steps": 1, "lr": 0.5, "name": "x", "verbose": False, "out": None})]
     with pytest.raises(AicomputeError, match="steps must be at most 10"):
-        check_options(job, {"steps": 11})
+        check_options(job, {"steps": 11}, world)

@@ -39,8 +39,10 @@ checkpoint and ends with the numbers of an uninterrupted run (``aicompute.parall
 ``fail_rank`` / ``fail_step`` / ``fail_mode`` make one rank fail in a step, after its backward pass
 (``aicompute.parallel.faults``). **Models.** Any zoo model (or ``pkg.module:factory``) whose input fits the
 data set: classifiers on image / signal / vector data, language models on ``chars`` (the loss is then
-over every token). The job's pre-flight check (``check_fits``) builds the model on the meta device and
-runs it once there, so a mismatch fails in the launching process before any rank starts.
+over every token). The job's pre-flight check builds the model on the meta device and runs it once there
+(``check_fits``), checks the failing rank and the checkpoint folder against the world (``check_world``)
+and reads a resumed checkpoint's run record (ranks, settings), so a mismatch fails in the launching
+process before any rank starts.
 """
 
 from __future__ import annotations
@@ -64,10 +66,16 @@ from aicompute.models.registry import build_for_dataset, count_params, resolve_m
 from aicompute.parallel.checkpoint import checkpoint_steps
 from aicompute.parallel.collectives import CommStats
 from aicompute.parallel.compression import CommHook
-from aicompute.parallel.dp_checkpoint import checkpoint_due, load_training, refuse_stale_checkpoints, save_training
+from aicompute.parallel.dp_checkpoint import (
+    check_resumable,
+    checkpoint_due,
+    load_training,
+    refuse_stale_checkpoints,
+    save_training,
+)
 from aicompute.parallel.dp_modes import SyncState, average_parameters, ps_step, wrap
 from aicompute.parallel.faults import Fault
-from aicompute.parallel.jobs import register_job
+from aicompute.parallel.jobs import World, register_job
 from aicompute.parallel.launch import RankContext, launch
 from aicompute.parallel.zero import model_state_bytes, zero_memory
 from aicompute.train.seeding import seeded
@@ -163,6 +171,27 @@ class DataParallelResult:
         d = asdict(self)
         d["config"] = asdict(self.config)
         return {"kind": "data-parallel", "mode": self.config.mode, "steps": self.steps, **d}
+
+
+def check_world(config: DataParallelConfig, fault: Fault, world: World) -> None:
+    """Raise ``AicomputeError`` unless ``config`` can run in ``world``: the failing rank exists, a fresh run
+    gets a folder without another run's checkpoints, and a resumed one is not PowerSGD's (its state is not
+    checkpointed). Cheap: the job's pre-flight check runs it, and every rank again. The pre-flight check also
+    reads the checkpoint's run record (``check_resumable``); ranks check it as they load."""
+    p = world.size
+    if fault.rank >= p:
+        raise AicomputeError(f"--fail-rank {fault.rank} names no rank of {p} (ranks 0 to {p - 1}); use one of them")
+    folder = world.checkpoint_dir
+    if folder is None:
+        return
+    if not world.resume:
+        refuse_stale_checkpoints(folder)
+        return
+    if config.hook == "powersgd" and checkpoint_steps(folder):
+        raise AicomputeError(
+            "--resume with --hook powersgd: PowerSGD's own state (error feedback, P/Q memories, random "
+            "generator) is not checkpointed, so the resumed run would not continue the interrupted one; start "
+            "again in an empty --checkpoint-dir, or use --hook topk, whose error feedback is checkpointed")
 
 
 def _check_mode(mode: str) -> None:
@@ -291,8 +320,7 @@ def run_data_parallel(ctx: RankContext, config: DataParallelConfig, *, fault: Fa
     has a checkpoint folder (module docstring); ``fault`` makes a rank fail on purpose."""
     config, fault = config.check(), fault or Fault()
     p, r = ctx.world_size, ctx.rank
-    if fault.rank >= p:
-        raise AicomputeError(f"--fail-rank {fault.rank} names no rank of {p} (ranks 0 to {p - 1}); use one of them")
+    check_world(config, fault, World(p, ctx.checkpoint_dir, ctx.resume))
     start = time.perf_counter()
     model, train, test = _build(config)
     params = count_params(model)
@@ -310,11 +338,6 @@ def run_data_parallel(ctx: RankContext, config: DataParallelConfig, *, fault: Fa
     done = filled = 0
     saving = dict(model=net, optimizer=opt, settings=asdict(config), per_rank=config.mode == "local-sgd")
     if ctx.checkpoint_dir is not None and ctx.resume:
-        if config.hook == "powersgd" and checkpoint_steps(ctx.checkpoint_dir):
-            raise AicomputeError(
-                "--resume with --hook powersgd: PowerSGD's own state (error feedback, P/Q memories, random "
-                "generator) is not checkpointed, so the resumed run would not continue the interrupted one; start "
-                "again in an empty --checkpoint-dir, or use --hook topk, whose error feedback is checkpointed")
         resumed = load_training(ctx, ctx.checkpoint_dir, total_steps=len(plan), rank_state=sync.state(), **saving)
         if resumed is not None:
             done = filled = resumed.step
@@ -322,8 +345,6 @@ def run_data_parallel(ctx: RankContext, config: DataParallelConfig, *, fault: Fa
             sync.restore(resumed.rank_state)
         ctx.log(f"[{config.mode}] resuming after step {done}" if done
                 else f"[{config.mode}] no checkpoint in {ctx.checkpoint_dir}; starting at step 1")
-    elif ctx.checkpoint_dir is not None:
-        refuse_stale_checkpoints(ctx.checkpoint_dir)
     for t in range(done, len(plan)):
         step = t + 1
         local[t] = _train_step(net, opt, plan[t], train, config, ctx.device)
@@ -414,9 +435,13 @@ def _job(mode: str):
                                     hook, topk_ratio, powersgd_rank, period, checkpoint_every, progress)
         return run_data_parallel(ctx, config, fault=Fault(fail_rank, fail_step, fail_mode))
 
-    def check(**options: Any) -> None:
-        """Before any rank starts: the options make a valid run, and the model fits the data set."""
-        check_fits(_from_options(mode, options)[0])
+    def check(world: World, **options: Any) -> None:
+        """Before any rank starts: the options make a valid run in ``world``, and the model fits the data."""
+        config, fault = _from_options(mode, options)
+        check_fits(config)
+        check_world(config, fault, world)
+        if world.resume and world.checkpoint_dir is not None:
+            check_resumable(world.checkpoint_dir, world.size, asdict(config))
 
     job.__name__ = job.__qualname__ = f"{mode.replace('-', '_')}_job"
     return job, check

@@ -98,6 +98,21 @@ def _load(ctx: RankContext, directory: Path, state: dict[str, Any]) -> int | Non
         ) from None
 
 
+def check_resumable(directory: Path, world_size: int, settings: dict[str, Any]) -> None:
+    """In the launching process, before any rank starts: raise ``AicomputeError`` unless the newest
+    checkpoint in ``directory`` (if any) is this job's, of ``world_size`` ranks and the same settings.
+    Reads only the run record; ``load_training`` checks again, with the run's length, when it loads."""
+    head = _head()
+    step = _load(RankContext.single_process(), directory, head)
+    if step is not None:
+        _check_compatible(directory, step, head["run"], world_size, settings, total_steps=None)
+
+
+def _head() -> dict[str, Any]:
+    """The template of the run record read before the rest: it sizes the loss record."""
+    return {"run": {"step": 0, "world_size": 0, "settings": ""}}
+
+
 def load_training(ctx: RankContext, directory: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer | None,
                   settings: dict[str, Any], rank_state: dict[str, Any], total_steps: int, per_rank: bool = False
                   ) -> Resumed | None:
@@ -108,7 +123,7 @@ def load_training(ctx: RankContext, directory: Path, *, model: nn.Module, optimi
     more steps than ``total_steps``."""
     from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
 
-    head = {"run": {"step": 0, "world_size": 0, "settings": ""}}  # read first: it sizes the loss record
+    head = _head()
     step = _load(ctx, directory, head)
     if step is None:
         return None
@@ -151,7 +166,7 @@ def _settings_json(settings: dict[str, Any]) -> str:
 
 
 def _check_compatible(directory: Path, step: int, run: dict[str, Any], world_size: int, settings: dict[str, Any],
-                      total_steps: int) -> None:
+                      total_steps: int | None) -> None:
     where = f"the checkpoint in {directory} (step {step})"
     if run["world_size"] != world_size:
         raise AicomputeError(f"{where} was written by {run['world_size']} ranks, this run has {world_size}: "
@@ -161,5 +176,5 @@ def _check_compatible(directory: Path, step: int, run: dict[str, Any], world_siz
     if diff:
         raise AicomputeError(f"{where} is of a run with other settings ({'; '.join(diff)}); resume with the "
                              "same job options or give an empty --checkpoint-dir")
-    if step > total_steps:
+    if total_steps is not None and step > total_steps:
         raise AicomputeError(f"{where} is past this run's last step ({total_steps}); raise --epochs or --steps")

@@ -9,8 +9,10 @@ that file by path.
 Options from the command line are converted by the function's type annotations (``parse_job_options``):
 int, float, str, bool, Path and ``T | None``; ``--no-flag`` for a False bool; an unannotated option gets
 the text. ``register_job(name, check=fn)`` gives a job a pre-flight check: ``check_options`` (which the
-launcher calls before it spawns anything) calls ``fn(**options)`` with every option, defaults filled in,
-so a bad combination (a model that does not fit the data set) fails in the launching process, once.
+launcher calls before it spawns anything) calls ``fn(world, **options)`` with the :class:`World` the job
+will run in (its size, the launcher's checkpoint folder and resume flag) and every option, defaults filled
+in, so a bad combination (a model that does not fit the data set, a rank that does not exist, a checkpoint
+of another run) fails in the launching process, once.
 """
 
 from __future__ import annotations
@@ -29,9 +31,19 @@ from typing import Any
 from aicompute.checks import did_you_mean
 from aicompute.errors import AicomputeError
 
-__all__ = ["Job", "register_job", "get_job", "list_jobs", "parse_job_options", "check_options", "job_function"]
+__all__ = ["Job", "World", "register_job", "get_job", "list_jobs", "parse_job_options", "check_options", "job_function"]
 
 _JOBS: dict[str, Job] = {}
+
+
+@dataclass(frozen=True)
+class World:
+    """What a pre-flight check knows of the run before any rank starts."""
+
+    size: int
+    """Ranks in the whole run (all nodes)."""
+    checkpoint_dir: Path | None = None
+    resume: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,7 +55,7 @@ class Job:
     description: str = ""
     module: str = ""
     file: str | None = None  # set for a ``path/to/file.py:function`` job, which each rank loads by path
-    check: Callable[..., None] | None = None  # pre-flight check of the options (module docstring)
+    check: Callable[..., None] | None = None  # pre-flight check(world, **options) (module docstring)
 
     def options(self) -> dict[str, inspect.Parameter]:
         params = list(inspect.signature(self.fn).parameters.values())[1:]  # the first is ctx
@@ -54,7 +66,8 @@ def register_job(name: str, *, description: str | None = None,
                  check: Callable[..., None] | None = None) -> Callable[[Callable], Callable]:
     """Decorator: make ``fn(ctx, **options)`` runnable as ``aicompute parallel run NAME``. Registering the
     same function again is a no-op (a spawned rank re-imports its module); another under a taken name is
-    an error. ``check(**options)`` raises ``AicomputeError`` for options the job cannot run with."""
+    an error. ``check(world, **options)`` raises ``AicomputeError`` for options the job cannot run with in
+    that :class:`World`."""
 
     def register(fn: Callable) -> Callable:
         old = _JOBS.get(name)
@@ -110,9 +123,9 @@ def _load_file(path: str) -> Any:
     return module
 
 
-def check_options(job: Job, options: Mapping[str, Any]) -> dict[str, Any]:
+def check_options(job: Job, options: Mapping[str, Any], world: World) -> dict[str, Any]:
     """``options`` as a dict, after checking each is one of the job's, none it requires is missing, and the
-    job's own ``check`` accepts them all (defaults filled in)."""
+    job's own ``check`` accepts them all (defaults filled in) in ``world``."""
     known = job.options()
     for key in options:
         if key not in known:
@@ -124,7 +137,7 @@ def check_options(job: Job, options: Mapping[str, Any]) -> dict[str, Any]:
         raise AicomputeError(f"job {job.name!r} needs option(s) {missing}; pass them as {flag} VALUE")
     if job.check is not None:
         defaults = {k: p.default for k, p in known.items() if p.default is not inspect.Parameter.empty}
-        job.check(**{**defaults, **options})
+        job.check(world, **{**defaults, **options})
     return dict(options)
 
 

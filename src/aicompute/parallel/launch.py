@@ -29,7 +29,6 @@ loads with ``aicompute.parallel.checkpoint`` (atomic ``torch.distributed.checkpo
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import pickle
@@ -53,7 +52,7 @@ import torch.distributed as dist
 from aicompute.checks import positive_int, positive_number
 from aicompute.errors import AicomputeError
 from aicompute.fileio import atomic_write, atomic_write_text
-from aicompute.parallel.jobs import check_options, get_job, job_function
+from aicompute.parallel.jobs import World, check_options, get_job, job_function
 
 __all__ = ["RankContext", "LaunchResult", "RankFailedError", "launch", "resolve_backend", "under_outer_launcher"]
 
@@ -169,34 +168,37 @@ def launch(job: str, *, nproc: int | None = None, backend: str | None = None, ti
     one. ``nproc`` defaults to one rank per GPU with NCCL, else 2; under an outer launcher it must be that
     launcher's processes per node, or ``None``. ``resume`` needs ``checkpoint_dir``."""
     spec_job = get_job(job)
-    opts = check_options(spec_job, options or {})
     positive_number("timeout", timeout)
     if resume and checkpoint_dir is None:
         raise AicomputeError("--resume needs --checkpoint-dir: the folder the job saved its checkpoints to")
     if nproc is not None:
         positive_int("nproc", nproc)
+    outer = under_outer_launcher()
+    if outer:
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"]))
+        if nproc is not None and nproc != local:
+            raise AicomputeError(f"started under torchrun with {local} processes per node; "
+                                 f"drop --nproc or make it {local}")
+        world_size, backend = int(os.environ["WORLD_SIZE"]), resolve_backend(backend, local)
+    else:
+        if nproc is None:
+            nproc = max(1, torch.cuda.device_count()) if resolve_backend(backend, 1) == "nccl" else 2
+        world_size, backend = nproc, resolve_backend(backend, nproc)
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    opts = check_options(spec_job, options or {}, World(world_size, folder, resume))
     file = spec_job.file
     if file is None and spec_job.module == "__main__":  # a script's job: each rank loads the script as a module
         file = getattr(sys.modules["__main__"], "__file__", None)
         if file is None:
             raise AicomputeError(f"job {spec_job.name!r} was defined interactively; spawned ranks cannot see it. "
                                  "Put it in a file and pass path/to/file.py:function")
-    spec = _Spec(spec_job.name, spec_job.module, file, opts, "", float(timeout),
-                 str(checkpoint_dir) if checkpoint_dir is not None else None, resume)
-    if under_outer_launcher():
-        local = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"]))
-        if nproc is not None and nproc != local:
-            raise AicomputeError(f"started under torchrun with {local} processes per node; "
-                                 f"drop --nproc or make it {local}")
-        spec = dataclasses.replace(spec, backend=resolve_backend(backend, local))
+    spec = _Spec(spec_job.name, spec_job.module, file, opts, backend, float(timeout),
+                 str(folder) if folder is not None else None, resume)
+    if outer:
         start = time.perf_counter()
         value = _run_in_place(spec)
-        return LaunchResult(spec.job, int(os.environ["WORLD_SIZE"]), spec.backend, time.perf_counter() - start, value,
-                            spawned=False)
-    if nproc is None:
-        nproc = max(1, torch.cuda.device_count()) if resolve_backend(backend, 1) == "nccl" else 2
-    spec = dataclasses.replace(spec, backend=resolve_backend(backend, nproc))
-    return _spawn(spec, nproc)
+        return LaunchResult(spec.job, world_size, spec.backend, time.perf_counter() - start, value, spawned=False)
+    return _spawn(spec, world_size)
 
 
 def _spawn(spec: _Spec, nproc: int) -> LaunchResult:
