@@ -55,6 +55,29 @@ def test_profiling_leaves_the_model_untouched():
     assert all(p.device.type == "cpu" for p in net.parameters())
 
 
+class _LazyCache(nn.Module):
+    """Builds a tensor cache on itself in its first forward (as lazy rotary / mask caches do)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear, self.cache, self.calls = nn.Linear(8, 8), None, []
+
+    def forward(self, x):
+        if self.cache is None:
+            self.cache = torch.ones(x.shape[0], 8)
+        self.calls.append(x.shape)
+        self.register_buffer("scratch", torch.zeros(1))
+        return self.linear(x) + self.cache
+
+
+def test_profiling_leaves_no_fake_tensor_or_attribute_on_the_model():
+    net = _LazyCache()
+    profile(net, input_shape=(4, 8), mode="training")
+    assert net.cache is None and net.calls == [] and "scratch" not in dict(net.named_buffers())
+    x = torch.randn(4, 8)
+    assert torch.equal(net(x), net.linear(x) + 1)  # a real forward afterwards builds a real cache
+
+
 def test_meta_model_profiles_without_weights():
     result = profile("gpt2-small", input_shape=(1, 128))
     assert result.params == 124_439_808

@@ -4,15 +4,6 @@ import torch
 from torch import nn
 
 from aicompute.profile import profile
-from aicompute.profile.counter import tensor_bytes
-
-
-def test_tensor_bytes_counts_broadcast_dims_once():
-    assert tensor_bytes(torch.empty(3, 4)) == 48
-    assert tensor_bytes(torch.empty(4).expand(3, 4)) == 16
-    assert tensor_bytes(torch.empty(3, 4, dtype=torch.bfloat16)) == 24
-    assert tensor_bytes(torch.empty(0, 4).expand(0, 4)) == 0
-    assert tensor_bytes(torch.empty(6, 4)[::2]) == 48  # strided rows: 3 distinct rows of 4
 
 
 def test_linear_bytes_split_into_weights_and_activations():
@@ -69,3 +60,43 @@ def test_bf16_halves_bytes():
     bf16 = profile(nn.Linear(16, 16), input_shape=(4, 16), dtype="bf16").total
     assert bf16.moved * 2 == fp32.moved
     assert bf16.macs == fp32.macs
+
+
+class _Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(64, 64), nn.Linear(64, 64)
+
+    def forward(self, x):
+        return self.l2(torch.relu(self.l1(x)))
+
+
+class _Checkpointed(nn.Module):
+    def __init__(self, reentrant: bool | None) -> None:
+        super().__init__()
+        self.a, self.b, self.reentrant = nn.Linear(64, 64), _Block(), reentrant
+
+    def forward(self, x):
+        x = self.a(x)
+        if self.reentrant is None:
+            return self.b(x)
+        return torch.utils.checkpoint.checkpoint(self.b, x, use_reentrant=self.reentrant)
+
+
+def test_checkpoint_recomputation_belongs_to_the_recomputed_module():
+    # one Linear(64, 64) on 8 rows: 2·8·64·64 = 65,536 FLOPs forward; the recomputed forward runs in backward
+    linear = 2 * 8 * 64 * 64
+    flops = {}
+    for reentrant in (None, True, False):
+        result = profile(_Checkpointed(reentrant), input_shape=(8, 64), mode="training")
+        flops[reentrant] = {row.path: row.cost.flops for row in result.by_module()}
+        recomputed = [r for r in result.records if r.phase == "backward" and r.op == "aten.addmm"]
+        assert {r.module for r in recomputed} == ({"b.l1", "b.l2"} if reentrant else {"b.l1"} if reentrant is False
+                                                   else set())
+    plain = flops[None]
+    # reentrant: the whole block runs again; a is untouched
+    assert flops[True]["b.l1"] == plain["b.l1"] + linear and flops[True]["b.l2"] == plain["b.l2"] + linear
+    assert flops[True]["a"] == plain["a"]
+    # non-reentrant stops recomputing once it has what backward needs: l2's input, not l2's output
+    assert flops[False]["b.l1"] == plain["b.l1"] + linear and flops[False]["b.l2"] == plain["b.l2"]
+    assert flops[False]["a"] == plain["a"]

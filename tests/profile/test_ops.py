@@ -7,9 +7,100 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from aicompute.profile import profile
-from aicompute.profile.ops import IGNORED, REGISTRY, lookup, op_name
+from aicompute.profile.ops import IGNORED, REGISTRY, lookup, op_name, tensor_bytes
 
 aten = torch.ops.aten
+
+
+def test_tensor_bytes_counts_broadcast_dims_once():
+    assert tensor_bytes(torch.empty(3, 4)) == 48
+    assert tensor_bytes(torch.empty(4).expand(3, 4)) == 16
+    assert tensor_bytes(torch.empty(3, 4, dtype=torch.bfloat16)) == 24
+    assert tensor_bytes(torch.empty(0, 4).expand(0, 4)) == 0
+    assert tensor_bytes(torch.empty(6, 4)[::2]) == 48  # strided rows: 3 distinct rows of 4
+
+
+def _only(result, op):
+    (record,) = [r for r in result.records if r.op == op]
+    return record
+
+
+class Apply(nn.Module):
+    """A module running ``fn`` on its inputs (ops without a module of their own)."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *xs):
+        return self.fn(*xs)
+
+
+def test_matrix_vector_dot_and_bilinear_closed_forms():
+    mv = profile(Apply(lambda a, b: a @ b), [torch.empty(4, 5), torch.empty(5)])
+    assert (_only(mv, "aten.mv").macs, mv.coverage()["uncounted"]) == (4 * 5, [])
+    dot = profile(Apply(torch.dot), [torch.empty(7), torch.empty(7)])
+    assert _only(dot, "aten.dot").macs == 7
+    bilinear = profile(nn.Bilinear(4, 5, 6), [torch.empty(3, 4), torch.empty(3, 5)])
+    assert bilinear.macs == 3 * 6 * 4 * 5  # batch × out × in1 × in2
+    addbmm = REGISTRY["aten.addbmm"].cost((torch.empty(2, 5), torch.empty(4, 2, 3), torch.empty(4, 3, 5)), {}, None)
+    assert addbmm == (4 * 2 * 3 * 5, 2 * 4 * 2 * 3 * 5)
+
+
+def test_pooling_with_a_one_element_kernel_list_covers_every_dim():
+    f = nn.functional
+    pool2d = profile(Apply(lambda x: f.max_pool2d(x, [3])), input_shape=(1, 2, 9, 9))
+    assert pool2d.flops == 2 * 3 * 3 * 9  # 18 outputs × a 3×3 window
+    pool3d = profile(Apply(lambda x: f.avg_pool3d(x, [2])), input_shape=(1, 2, 4, 4, 4))
+    assert pool3d.flops == 2 * 2 * 2 * 2 * 8  # 16 outputs × a 2×2×2 window
+    assert profile(nn.MaxPool2d(3), input_shape=(1, 2, 9, 9)).flops == pool2d.flops
+
+
+def test_copy_does_not_read_its_destination():
+    copy = profile(Apply(lambda x, y: x.clone().copy_(y)), [torch.empty(100, 100), torch.empty(100, 100)])
+    record = _only(copy, "aten.copy_")
+    assert (record.act_read, record.written) == (40_000, 40_000)
+
+
+def test_a_kv_cache_write_moves_only_the_new_token():
+    # a static cache (1, 8 heads, 4096 slots, 64) updated at one position: 8 × 64 floats, not the buffer
+    def write(buf, new):
+        return buf.clone().index_copy_(2, torch.tensor([100]), new)
+
+    result = profile(Apply(write), [torch.empty(1, 8, 4096, 64), torch.empty(1, 8, 1, 64)])
+    record = _only(result, "aten.index_copy_")
+    assert record.written == 8 * 64 * 4
+    assert record.act_read == 8 * 64 * 4 + 8  # the token and its int64 index
+
+
+def test_index_put_moves_the_indexed_elements():
+    def put(x, rows, values):
+        x = x.clone()
+        x[rows] = values  # 3 rows of 16
+        return x
+
+    result = profile(Apply(put), [torch.empty(10, 16), torch.tensor([1, 4, 7]), torch.empty(3, 16)])
+    record = next(r for r in result.records if r.op in ("aten.index_put_", "aten._index_put_impl_"))
+    assert record.written == 3 * 16 * 4
+    assert record.act_read == 3 * 8 + 3 * 16 * 4
+
+
+def test_scatter_and_index_add_count_their_source_elements():
+    index = torch.zeros(2, 3, dtype=torch.long)
+    scatter = profile(Apply(lambda x, i, s: x.clone().scatter_add_(0, i, s)),
+                      [torch.empty(50, 3), index, torch.empty(2, 3)])
+    record = _only(scatter, "aten.scatter_add_")
+    assert record.written == 6 * 4 and record.act_read == 6 * 8 + 6 * 4 + 6 * 4  # index, src, dst elements
+    added = profile(Apply(lambda x, i, s: x.clone().index_add_(0, i, s)),
+                    [torch.empty(50, 3), torch.tensor([0, 2]), torch.empty(2, 3)])
+    record = _only(added, "aten.index_add_")
+    assert record.flops == 6 and record.written == 6 * 4  # one add per source element
+
+
+def test_interpolation_counts_neighbours_per_output():
+    f = nn.functional
+    up = profile(Apply(lambda x: f.interpolate(x, scale_factor=2, mode="bilinear")), input_shape=(1, 3, 4, 4))
+    assert up.flops == 4 * 3 * 8 * 8 and up.coverage()["uncounted"] == []
 
 
 def test_mm_family_closed_forms():

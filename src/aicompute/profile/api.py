@@ -4,15 +4,17 @@ The model's weights are never read or copied: every parameter and buffer is repl
 of one ``torch.func.functional_call``, by a fake tensor of the same shape at the profiled dtype, on the
 model's device (the CPU for a meta model), so the ops run are the kernels that device would pick — on
 CPU, ``scaled_dot_product_attention`` is the fused flash kernel, not the T×T math path. Nothing is left
-on the model: no hooks, no moved parameters, the train/eval flags as they were.
+on the model: no hooks, no moved parameters, the train/eval flags as they were, and every module's
+attributes restored (a forward that caches a tensor on itself would otherwise keep a fake one).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -22,7 +24,6 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from aicompute.checks import did_you_mean, positive_int
 from aicompute.errors import AicomputeError
 from aicompute.logs import quiet_logger
-from aicompute.modes import preserve_modes
 from aicompute.profile.counter import ModuleStack, OpCounter
 from aicompute.profile.memory import check_optimizer, model_states
 from aicompute.profile.result import ProfileResult
@@ -156,7 +157,7 @@ def profile(
         kv_len = _decode_len(net, kv_len)
     device = _model_device(net)
     started = time.perf_counter()
-    with preserve_modes(net):
+    with untouched(net):
         net.train(mode == "training")
         trace = _trace(net, label, input_specs, float_dtype, device, mode, phase, kv_len)
     counter, params, kv_bytes, saved = trace
@@ -178,6 +179,33 @@ def profile(
     if strict:
         result.check_strict()
     return result
+
+
+@contextlib.contextmanager
+def untouched(net: nn.Module) -> Iterator[nn.Module]:
+    """Restore every module's attributes on exit, whatever the block did to them: values set, added or
+    deleted, and the contents of its dicts, sets and lists (parameters, buffers, submodules, hooks, caches)
+    — the train/eval flags too."""
+    saved = []
+    for module in net.modules():
+        attrs = dict(module.__dict__)
+        contents = {k: copy.copy(v) for k, v in attrs.items() if isinstance(v, (dict, list, set))}
+        saved.append((module, attrs, contents))
+    try:
+        yield net
+    finally:
+        for module, attrs, contents in saved:
+            now = module.__dict__
+            for key in [k for k in now if k not in attrs]:
+                del now[key]
+            for key, value in contents.items():  # the same objects (others may hold them), old contents
+                container = attrs[key]
+                if isinstance(container, list):
+                    container[:] = value
+                else:
+                    container.clear()
+                    container.update(value)
+            now.update(attrs)
 
 
 def _decode_len(net: nn.Module, kv_len: int | None) -> int:
@@ -222,10 +250,10 @@ def _trace(net: nn.Module, label: str, input_specs: list, float_dtype: torch.dty
                 saved = counter.memory.live
                 _backward(out, label)
     except AicomputeError as e:
-        raise AicomputeError(_where(net, modules, label, input_specs) + str(e)) from None
+        raise AicomputeError(_where(net, modules.where(e), label, input_specs) + str(e)) from None
     except Exception as e:  # the model's own error on these shapes: say where it happened
         raise AicomputeError(
-            f"{_where(net, modules, label, input_specs)}{type(e).__name__}: {_first_line(e)}"
+            f"{_where(net, modules.where(e), label, input_specs)}{type(e).__name__}: {_first_line(e)}"
         ) from None
     return counter, list(params.values()), kv_bytes, saved
 
@@ -267,8 +295,7 @@ def output_tensors(value: Any) -> list[torch.Tensor]:
     return []
 
 
-def _where(net: nn.Module, modules: ModuleStack, label: str, input_specs: list) -> str:
-    path = modules.current
+def _where(net: nn.Module, path: str, label: str, input_specs: list) -> str:
     named = dict(net.named_modules())
     kind = type(named[path]).__name__ if path in named else "?"
     shapes = ", ".join("x".join(map(str, shape)) for shape, _ in input_specs)

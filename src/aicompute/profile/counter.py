@@ -10,11 +10,14 @@ gives the innermost running module. Every autograd node created in forward gets 
 the op that creates node *n* is the first op to run while the autograd sequence counter reads *n + 1*;
 the counter remembers that op's module for *n*. In backward, the node being executed
 (``torch._C._current_autograd_node()``) names its sequence number, hence the forward module whose op
-created it — exact even for a model's last layer, whose output gradient is the backward's seed.
+created it — exact even for a model's last layer, whose output gradient is the backward's seed. A module
+forward inside backward (activation checkpointing recomputing) is attributed like a forward, in the
+backward phase.
 """
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from typing import Any
 
@@ -23,36 +26,12 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from aicompute.profile.memory import LiveMemory
-from aicompute.profile.ops import IGNORED, OpFormula, lookup, op_name
+from aicompute.profile.ops import IGNORED, OpFormula, lookup, op_name, tensor_bytes, tensors_in
 from aicompute.profile.records import OpRecord
 
-__all__ = ["OpCounter", "ModuleStack", "tensor_bytes"]
+__all__ = ["OpCounter", "ModuleStack"]
 
 _IGNORE, _COUNT = 0, 1
-
-
-def tensor_bytes(t: torch.Tensor) -> int:
-    """Bytes of the distinct elements a tensor addresses: a broadcast (stride-0) dimension counts once."""
-    n = t.element_size()
-    for size, stride in zip(t.shape, t.stride()):
-        if stride != 0:
-            n *= size
-        elif size == 0:
-            return 0
-    return n
-
-
-def _tensors(values: Any) -> list[torch.Tensor]:
-    """Tensors among ``values`` and one level of lists inside them (``cat`` takes a list), each once."""
-    found: dict[int, torch.Tensor] = {}
-    for v in values:
-        if isinstance(v, torch.Tensor):
-            found[id(v)] = v
-        elif isinstance(v, (list, tuple)):
-            for w in v:
-                if isinstance(w, torch.Tensor):
-                    found[id(w)] = w
-    return list(found.values())
 
 
 class ModuleStack:
@@ -65,6 +44,7 @@ class ModuleStack:
     def __init__(self, root: nn.Module) -> None:
         self._paths = {id(m): path for path, m in root.named_modules()}
         self.stack: list[str] = [""]
+        self._raised_in: dict[int, tuple[BaseException, str]] = {}  # id → (exception, innermost module)
         self._handles: list[Any] = []
 
     @property
@@ -79,12 +59,22 @@ class ModuleStack:
     def _pop(self, module: nn.Module, args: Any, output: Any) -> None:
         path = self._paths.get(id(module))
         if path is not None and path != "" and self.stack[-1] == path:
+            error = sys.exc_info()[1]  # set when the forward raised (the hook then runs in torch's except)
+            if error is not None and id(error) not in self._raised_in:
+                self._raised_in[id(error)] = (error, path)  # the innermost module the error left first
             self.stack.pop()
+
+    def where(self, error: BaseException) -> str:
+        """Path of the innermost module that ``error`` was raised in (``""``: the model itself)."""
+        error_and_path = self._raised_in.get(id(error))
+        return error_and_path[1] if error_and_path is not None and error_and_path[0] is error else self.current
 
     def __enter__(self) -> ModuleStack:
         self._handles = [
             nn.modules.module.register_module_forward_pre_hook(self._push),
-            nn.modules.module.register_module_forward_hook(self._pop),
+            # always_call: a forward that raises still pops (non-reentrant checkpointing stops its
+            # recomputation by raising once it has the tensors it needs)
+            nn.modules.module.register_module_forward_hook(self._pop, always_call=True),
         ]
         return self
 
@@ -115,13 +105,18 @@ class OpCounter(TorchDispatchMode):
         self._plan: dict[Any, tuple[int, str, OpFormula | None]] = {}
 
     def current_module(self) -> tuple[str, str]:
-        """(path of the module running now — ``""`` outside any submodule —, ``"forward"``/``"backward"``)."""
-        node = torch._C._current_autograd_node()
-        if node is not None:
-            return self._node_module.get(node._sequence_nr(), ""), "backward"
+        """(path of the module running now — ``""`` outside any submodule —, ``"forward"``/``"backward"``).
+
+        A module forward running inside backward is activation checkpointing's recomputation: its ops
+        belong to that module (and to the backward phase, where they run), and so do the autograd nodes
+        they create, which a reentrant checkpoint then runs backward through.
+        """
         module = self._modules.current
+        node = torch._C._current_autograd_node()
+        if node is not None and module == "":
+            return self._node_module.get(node._sequence_nr(), ""), "backward"
         self._node_module.setdefault(torch._C._autograd._get_sequence_nr() - 1, module)
-        return module, "forward"
+        return module, "forward" if node is None else "backward"
 
     def _plan_for(self, func: Any) -> tuple[int, str, OpFormula | None]:
         plan = self._plan.get(func)
@@ -148,19 +143,19 @@ class OpCounter(TorchDispatchMode):
 
     def _record(self, name: str, formula: OpFormula | None, module: str, phase: str, args: tuple, kwargs: dict,
                 out: Any) -> OpRecord:
-        inputs = _tensors(list(args) + list(kwargs.values()))
-        outputs = _tensors(out if isinstance(out, (tuple, list)) else (out,))
-        written = sum(tensor_bytes(t) for t in outputs)
+        inputs = tensors_in(list(args) + list(kwargs.values()))
+        outputs = tensors_in(out if isinstance(out, (tuple, list)) else (out,))
+        if formula is not None and formula.traffic is not None:
+            reads, written = formula.traffic(args, kwargs, out)
+        else:
+            reads, written = [(t, tensor_bytes(t)) for t in inputs], sum(tensor_bytes(t) for t in outputs)
         act_read = weight_read = 0
-        dtype = None
-        for i, t in enumerate(inputs):
-            if dtype is None and t.is_floating_point():
-                dtype = t.dtype
-            nbytes = written if (i == 0 and formula is not None and formula.gathers) else tensor_bytes(t)
+        for t, nbytes in reads:
             if id(t.untyped_storage()) in self._weights:
                 weight_read += nbytes
             else:
                 act_read += nbytes
+        dtype = next((t.dtype for t in inputs if t.is_floating_point()), None)
         if dtype is None:
             dtype = outputs[0].dtype if outputs else torch.float32
         if formula is None:

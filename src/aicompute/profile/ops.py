@@ -19,9 +19,17 @@ softmax / log_softmax       5 per element (max, subtract, exp, sum, divide); bac
 layer / group / RMS norm    5 per element forward (mean, variance, normalize, affine); backward 8
 batch norm                  eval 2 per element (folded scale and shift), train 5; backward 8
 pooling                     max/avg: 1 per window element per output; adaptive avg: 1 per input
+interpolation               1 per neighbour per output (linear 2, bilinear 4, trilinear 8, bicubic 16)
 embedding                   0 (a gather); its backward 1 per gradient element (scatter-add)
+index_add                   1 per source element
 loss                        1 per input element
 ==========================  ==============================================================
+
+Bytes. By default a call reads every tensor argument whole (a broadcast dimension once) and writes its
+outputs. An op that touches only part of a tensor has a ``traffic`` rule instead: a gather (embedding,
+``index_select``) reads only the rows it returns, ``copy_`` does not read its destination, and an in-place
+indexed write (``index_copy_``, ``index_put_``, ``scatter_``, ``index_add_``: a KV-cache update) reads and
+writes only the indexed elements, not the whole destination.
 """
 
 from __future__ import annotations
@@ -33,21 +41,47 @@ from typing import Any
 
 import torch
 
-__all__ = ["OpFormula", "REGISTRY", "IGNORED", "lookup", "op_name"]
+__all__ = ["OpFormula", "REGISTRY", "IGNORED", "lookup", "op_name", "tensor_bytes", "tensors_in"]
 
 aten = torch.ops.aten
 
 Cost = Callable[[tuple, dict, Any], "tuple[int, int]"]
 """``cost(args, kwargs, out) -> (macs, flops)``."""
+Traffic = Callable[[tuple, dict, Any], "tuple[list[tuple[torch.Tensor, int]], int]"]
+"""``traffic(args, kwargs, out) -> ([(tensor read, bytes read from it), ...], bytes written)``."""
 
 
 @dataclass(frozen=True, slots=True)
 class OpFormula:
     category: str
     cost: Cost
-    gathers: bool = False
-    """Reads only the rows it gathers from its first argument (embedding, index_select): that argument
-    is charged the output's bytes, not its own size."""
+    traffic: Traffic | None = None
+    """The bytes a call moves when it is not every input read whole and every output written (module
+    docstring); ``None`` for the default."""
+
+
+def tensor_bytes(t: torch.Tensor) -> int:
+    """Bytes of the distinct elements a tensor addresses: a broadcast (stride-0) dimension counts once."""
+    n = t.element_size()
+    for size, stride in zip(t.shape, t.stride()):
+        if stride != 0:
+            n *= size
+        elif size == 0:
+            return 0
+    return n
+
+
+def tensors_in(values: Any) -> list[torch.Tensor]:
+    """Tensors among ``values`` and one level of lists inside them (``cat`` takes a list), each once."""
+    found: dict[int, torch.Tensor] = {}
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            found[id(v)] = v
+        elif isinstance(v, (list, tuple)):
+            for w in v:
+                if isinstance(w, torch.Tensor):
+                    found[id(w)] = w
+    return list(found.values())
 
 
 def _numel(shape: Sequence[int]) -> int:
@@ -80,6 +114,35 @@ def _mm(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
 
 def _addmm(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
     return _mm(args[1:], kwargs, out)  # bias, (m, k), (k, n): the bias add is not counted
+
+
+def _mv(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
+    a = args[0]  # (n, m) @ (m,)
+    macs = a.shape[0] * a.shape[1]
+    return macs, 2 * macs
+
+
+def _addmv(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
+    return _mv(args[1:], kwargs, out)
+
+
+def _dot(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
+    macs = args[0].numel()
+    return macs, 2 * macs
+
+
+def _trilinear(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
+    """``_trilinear(i1, i2, i3, expand1, expand2, expand3, sumdim)`` (``nn.Bilinear``): each input is
+    unsqueezed at its ``expand`` dims and the product ``i1·i2·i3`` is summed over ``sumdim``: one MAC per
+    element of the broadcast shape (for ``Bilinear``: batch × out × in1 × in2)."""
+    shapes = []
+    for t, expand in zip(args[:3], args[3:6]):
+        shape = list(t.shape)
+        for d in sorted(expand):
+            shape.insert(d, 1)
+        shapes.append(shape)
+    macs = _numel(torch.broadcast_shapes(*shapes))
+    return macs, 2 * macs
 
 
 def _bmm(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
@@ -203,15 +266,101 @@ def _batch_norm(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
     return 0, (5 if training else 2) * args[0].numel()
 
 
-def _window(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
-    """max/avg pooling: one op per window element per output element."""
-    kernel = args[1]
-    kernel = [kernel] if isinstance(kernel, int) else list(kernel)
-    return 0, _out_numel(out) * _numel(kernel)
+def _window(dims: int) -> Cost:
+    """max/avg pooling over ``dims`` spatial dims: one op per window element per output element (aten's
+    one-element kernel list ``[k]`` means ``k`` in every dim)."""
+
+    def cost(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
+        kernel = args[1]
+        kernel = [kernel] if isinstance(kernel, int) else list(kernel)
+        if len(kernel) == 1:
+            kernel = kernel * dims
+        return 0, _out_numel(out) * _numel(kernel)
+
+    return cost
 
 
 def _window_backward(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
     return 0, _out_numel(out)  # scatter each gradient back: one add per input-gradient element
+
+
+def _index_add(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
+    return 0, args[3].numel()  # (self, dim, index, source): one add per source element
+
+
+# ------------------------------------------------------------------------------------------- traffic
+
+
+def _gather_traffic(args: tuple, kwargs: dict, out: Any) -> tuple[list[tuple[torch.Tensor, int]], int]:
+    """embedding(weight, indices), index_select(self, dim, index), gather, index: the source is read only
+    where the output comes from (the output's bytes); the indices whole."""
+    written = sum(tensor_bytes(t) for t in tensors_in(out if isinstance(out, (tuple, list)) else (out,)))
+    inputs = tensors_in(list(args) + list(kwargs.values()))
+    return [(t, written if i == 0 else tensor_bytes(t)) for i, t in enumerate(inputs)], written
+
+
+def _copy_traffic(args: tuple, kwargs: dict, out: Any) -> tuple[list[tuple[torch.Tensor, int]], int]:
+    dst, src = args[0], args[1]  # copy_(self, src): the destination is only written
+    return [(src, tensor_bytes(src))], tensor_bytes(dst)
+
+
+def _indexed_write(n: int, dst: torch.Tensor, reads: list[torch.Tensor], *, read_dst: bool
+                   ) -> tuple[list[tuple[torch.Tensor, int]], int]:
+    """An in-place write of ``n`` elements of ``dst``: ``reads`` whole, plus those elements when the op
+    accumulates into them."""
+    nbytes = n * dst.element_size()
+    pairs = [(t, tensor_bytes(t)) for t in reads]
+    if read_dst:
+        pairs.append((dst, nbytes))
+    return pairs, nbytes
+
+
+def _index_copy_traffic(args: tuple, kwargs: dict, out: Any) -> tuple[list[tuple[torch.Tensor, int]], int]:
+    dst, index, source = args[0], args[2], args[3]  # index_copy_(self, dim, index, source)
+    return _indexed_write(source.numel(), dst, [index, source], read_dst=False)
+
+
+def _index_add_traffic(args: tuple, kwargs: dict, out: Any) -> tuple[list[tuple[torch.Tensor, int]], int]:
+    dst, index, source = args[0], args[2], args[3]  # index_add_(self, dim, index, source, alpha)
+    return _indexed_write(source.numel(), dst, [index, source], read_dst=True)
+
+
+def _scatter_traffic(args: tuple, kwargs: dict, out: Any) -> tuple[list[tuple[torch.Tensor, int]], int]:
+    """scatter_(self, dim, index, src|value) writes one element per index element, read from ``src``."""
+    dst, index = args[0], args[2]
+    n = index.numel()
+    pairs, nbytes = _indexed_write(n, dst, [index], read_dst=False)
+    src = args[3] if len(args) > 3 else kwargs.get("src")
+    if isinstance(src, torch.Tensor):
+        pairs.append((src, n * src.element_size()))
+    return pairs, nbytes
+
+
+def _scatter_add_traffic(args: tuple, kwargs: dict, out: Any) -> tuple[list[tuple[torch.Tensor, int]], int]:
+    pairs, nbytes = _scatter_traffic(args, kwargs, out)
+    return pairs + [(args[0], nbytes)], nbytes
+
+
+def _index_put_traffic(args: tuple, kwargs: dict, out: Any) -> tuple[list[tuple[torch.Tensor, int]], int]:
+    """index_put_(self, indices, values, accumulate): the indexed elements of ``self``. Integer indices
+    broadcast together; a boolean mask selects at most its size (all of it is assumed: an upper bound,
+    the true count depends on the data); dims not indexed are taken whole."""
+    dst, indices, values = args[0], args[1], args[2]
+    accumulate = bool(args[3]) if len(args) > 3 else bool(kwargs.get("accumulate", False))
+    n, dim, shapes = 1, 0, []
+    for index in indices:
+        if index is None:
+            n *= dst.shape[dim]
+            dim += 1
+        elif index.dtype in (torch.bool, torch.uint8):
+            n *= index.numel()
+            dim += index.dim()
+        else:
+            shapes.append(index.shape)
+            dim += 1
+    n *= _numel(torch.broadcast_shapes(*shapes)) * _numel(dst.shape[dim:])
+    reads = [t for t in indices if t is not None] + [values]
+    return _indexed_write(n, dst, reads, read_dst=accumulate)
 
 
 ELEMENTWISE = (
@@ -229,9 +378,9 @@ ELEMENTWISE = (
 REDUCTION_1 = ("sum", "mean", "amax", "amin", "max", "min", "prod", "argmax", "argmin", "any", "all",
                "norm", "linalg_vector_norm", "logsumexp", "cumsum")
 REDUCTION_2 = ("var", "std", "var_mean", "std_mean")
-DATA_MOVEMENT = ("cat", "stack", "clone", "copy_", "_to_copy", "constant_pad_nd", "repeat", "flip",
-                 "roll", "index_copy", "index_copy_", "index_put", "index_put_", "slice_scatter",
-                 "select_scatter", "slice_backward", "select_backward", "scatter", "scatter_", "scatter_add", "scatter_add_",
+DATA_MOVEMENT = ("cat", "stack", "clone", "_to_copy", "constant_pad_nd", "repeat", "flip",
+                 "roll", "index_copy", "index_put", "slice_scatter",
+                 "select_scatter", "slice_backward", "select_backward", "scatter", "scatter_add",
                  "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "_unsafe_index",
                  "reflection_pad1d", "reflection_pad2d", "replication_pad1d", "replication_pad2d",
                  "channel_shuffle", "pixel_shuffle", "pixel_unshuffle", "im2col", "col2im",
@@ -260,15 +409,19 @@ IGNORED: frozenset[str] = frozenset({
 REGISTRY: dict[str, OpFormula] = {}
 
 
-def _register(category: str, cost: Cost, names: Sequence[str], *, gathers: bool = False) -> None:
+def _register(category: str, cost: Cost, names: Sequence[str], *, traffic: Traffic | None = None) -> None:
     for name in names:
-        REGISTRY[f"aten.{name}"] = OpFormula(category, cost, gathers)
+        REGISTRY[f"aten.{name}"] = OpFormula(category, cost, traffic)
 
 
 _register("matmul", _mm, ["mm"])
 _register("matmul", _addmm, ["addmm"])
+_register("matmul", _mv, ["mv"])
+_register("matmul", _addmv, ["addmv"])
+_register("matmul", _dot, ["dot", "vdot"])
+_register("matmul", _trilinear, ["_trilinear"])
 _register("matmul", _bmm, ["bmm"])
-_register("matmul", _baddbmm, ["baddbmm"])
+_register("matmul", _baddbmm, ["baddbmm", "addbmm"])
 _register("conv", _conv, ["convolution", "_convolution", "cudnn_convolution", "convolution_overrideable"])
 _register("conv", _conv_backward, ["convolution_backward"])
 _register("attention", _sdpa, ["_scaled_dot_product_flash_attention_for_cpu",
@@ -297,16 +450,19 @@ _register("normalization", _per_input(2), ["_native_batch_norm_legit_no_training
 _register("normalization", _per_input(8), ["native_layer_norm_backward", "native_group_norm_backward",
                                            "_fused_rms_norm_backward", "native_batch_norm_backward",
                                            "cudnn_batch_norm_backward", "miopen_batch_norm_backward"])
-_register("pooling", _window, ["max_pool2d_with_indices", "max_pool3d_with_indices", "avg_pool2d",
-                               "avg_pool3d", "max_pool2d", "max_pool1d"])
+_register("pooling", _window(1), ["max_pool1d", "avg_pool1d"])
+_register("pooling", _window(2), ["max_pool2d_with_indices", "avg_pool2d", "max_pool2d"])
+_register("pooling", _window(3), ["max_pool3d_with_indices", "avg_pool3d"])
 _register("pooling", _window_backward, ["max_pool2d_with_indices_backward",
                                         "max_pool3d_with_indices_backward", "avg_pool2d_backward",
                                         "avg_pool3d_backward", "_adaptive_avg_pool2d_backward",
                                         "_adaptive_avg_pool3d_backward", "adaptive_max_pool2d_backward"])
 _register("pooling", _per_input(1), ["_adaptive_avg_pool2d", "_adaptive_avg_pool3d", "adaptive_avg_pool1d",
                                      "adaptive_max_pool2d", "adaptive_max_pool1d"])
-_register("embedding", _zero, GATHERS, gathers=True)
-_register("embedding", _per_input(1), ["embedding_dense_backward", "index_add", "index_add_"])
+_register("embedding", _zero, GATHERS, traffic=_gather_traffic)
+_register("embedding", _per_input(1), ["embedding_dense_backward"])
+_register("embedding", _index_add, ["index_add"])
+_register("embedding", _index_add, ["index_add_"], traffic=_index_add_traffic)
 _register("loss", _per_input(1), ["nll_loss_forward", "nll_loss2d_forward", "mse_loss",
                                   "binary_cross_entropy", "binary_cross_entropy_with_logits",
                                   "smooth_l1_loss", "l1_loss", "huber_loss", "kl_div"])
@@ -314,6 +470,19 @@ _register("loss", _per_output(1), ["nll_loss_backward", "nll_loss2d_backward", "
                                    "binary_cross_entropy_backward", "smooth_l1_loss_backward",
                                    "huber_loss_backward"])
 _register("data_movement", _zero, DATA_MOVEMENT)
+_register("data_movement", _zero, ["copy_"], traffic=_copy_traffic)
+_register("data_movement", _zero, ["index_copy_"], traffic=_index_copy_traffic)
+_register("data_movement", _zero, ["index_put_", "_index_put_impl_"], traffic=_index_put_traffic)
+_register("data_movement", _zero, ["scatter_"], traffic=_scatter_traffic)
+_register("data_movement", _zero, ["scatter_add_"], traffic=_scatter_add_traffic)
+_register("interpolation", _per_output(2), ["upsample_linear1d"])
+_register("interpolation", _per_output(4), ["upsample_bilinear2d", "_upsample_bilinear2d_aa"])
+_register("interpolation", _per_output(8), ["upsample_trilinear3d"])
+_register("interpolation", _per_output(16), ["upsample_bicubic2d", "_upsample_bicubic2d_aa"])
+_register("interpolation", _per_input(2), ["upsample_linear1d_backward"])
+_register("interpolation", _per_input(4), ["upsample_bilinear2d_backward", "_upsample_bilinear2d_aa_backward"])
+_register("interpolation", _per_input(8), ["upsample_trilinear3d_backward"])
+_register("interpolation", _per_input(16), ["upsample_bicubic2d_backward", "_upsample_bicubic2d_aa_backward"])
 _register("creation", _zero, CREATION)
 
 _POINTWISE = OpFormula("elementwise", _per_output(1))

@@ -29,6 +29,7 @@ VECTOR_CATEGORIES = (
     "normalization",
     "softmax",
     "pooling",
+    "interpolation",
     "embedding",
     "loss",
     "data_movement",
