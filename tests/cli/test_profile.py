@@ -46,6 +46,26 @@ def test_profile_decode_phase(capsys):
     assert record["phase"] == "decode" and record["memory"]["kv_cache_bytes"] == 2 * 4 * 16 * 128 * 4
 
 
+def test_module_csv_names_each_module_by_its_path(capsys, tmp_path):
+    table = tmp_path / "modules.csv"
+    code, _, err = run(capsys, "profile", "transformer", "--depth", "3", "--csv", str(table))
+    assert code == 0, err
+    rows = list(csv.DictReader(table.open()))
+    paths = [r["module"] for r in rows]
+    assert paths[0] == "(model)" and len(set(paths)) == len(paths)  # blocks.0.ln_1 and blocks.1.ln_1 apart
+    assert {"blocks.0.ln_1", "blocks.1.ln_1"} <= set(paths)
+    assert int(rows[0]["output bytes"]) == 1 * 64 * 100 * 4  # the logits: batch 1 × 64 tokens × 100 symbols
+
+
+def test_tf32_pricing_is_reachable_from_the_cli(capsys):
+    def latency(*extra):
+        code, out, err = run(capsys, "profile", "gpt2-small", "--hw", "a100", "--json", *extra)
+        assert code == 0, err
+        return json.loads(out)["roofline"]["totals"]["latency_ms"]
+
+    assert latency("--hw-dtype", "tf32") < latency() / 2  # A100: 156 TF32 vs 19.5 FP32 TFLOP/s
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [
@@ -57,6 +77,10 @@ def test_profile_decode_phase(capsys):
         (["profile", "lenet5", "--hw", "tpu9"], "tpu9"),
         (["profile", "mlp", "--phase", "decode"], "no KV cache"),
         (["profile", "resnet18", "--training", "--optimizer", "lamb"], "unknown optimizer"),
+        (["profile", "lenet5", "--input", "2x1x28x28", "--batch-size", "4"], "put the batch in the shape"),
+        (["profile", "lenet5", "--optimizer", "sgd"], "add --training"),
+        (["profile", "lenet5", "--hw-dtype", "tf32"], "add --hw"),
+        (["profile", "lenet5", "--hw", "v100", "--hw-dtype", "bf16"], "lists no tensor rate for bfloat16"),
     ],
 )
 def test_profile_user_mistakes(capsys, argv, message):

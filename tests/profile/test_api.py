@@ -78,6 +78,16 @@ def test_profiling_leaves_no_fake_tensor_or_attribute_on_the_model():
     assert torch.equal(net(x), net.linear(x) + 1)  # a real forward afterwards builds a real cache
 
 
+def test_decode_of_several_new_tokens_ends_at_kv_len():
+    # 3 new tokens after 7 cached: each attends over all 10 slots (the causal mask is not subtracted)
+    result = profile("transformer", phase="decode", kv_len=10, input_shape=(1, 3))
+    layers, d = 4, 128
+    assert result.kv_cache_bytes == 2 * layers * 10 * d * 4
+    assert sum(r.macs for r in result.records if r.category == "attention") == layers * 3 * 10 * 2 * d
+    with pytest.raises(AicomputeError, match="decode of 3 new tokens per sequence needs kv_len of at least 3"):
+        profile("transformer", phase="decode", kv_len=2, input_shape=(1, 3))
+
+
 def test_meta_model_profiles_without_weights():
     result = profile("gpt2-small", input_shape=(1, 128))
     assert result.params == 124_439_808

@@ -46,3 +46,24 @@ def test_real_model_tree_is_consistent():
     assert root.path == "" and root.cost.macs == result.macs
     assert sum(row.cost.flops for row in rows if row.depth == 1) == root.cost.flops
     assert [row.params for row in rows] == [4 * 9 + 4 + 144 * 10 + 10, 40, 0, 0, 1450]
+
+
+class _Twice(nn.Module):
+    """Calls one Linear twice and returns a tuple."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+        self.shared = nn.Linear(4, 4)
+
+    def forward(self, x):
+        y = self.body(x)
+        return self.shared(y), self.shared(y).sum()
+
+
+def test_output_bytes_are_what_each_forward_returns():
+    result = profile(_Twice(), input_shape=(2, 8), mode="training")
+    out = {row.path: row.output_bytes for row in result.by_module()}
+    # float32, batch 2: body.0 → 2×16, body.1 → 2×16, body.2 → 2×4; shared runs twice (2×4 each); the
+    # model returns 2×4 and a scalar. Backward adds nothing, though it writes plenty.
+    assert out == {"": 4 * (8 + 1), "body": 32, "body.0": 128, "body.1": 128, "body.2": 32, "shared": 64}

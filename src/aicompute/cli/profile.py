@@ -19,11 +19,14 @@ DEFAULT_ROOFLINE_HW = "h100"
 def profile(
     model: str = typer.Argument(..., help="Zoo name (see `aicompute models`) or pkg.module:factory."),
     input: str = typer.Option(None, "--input", help="Input shape with batch, e.g. 1x3x224x224 (zoo default if omitted)."),
-    batch_size: int = typer.Option(1, "--batch-size", help="Batch for the zoo's default input shape."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Batch for the zoo's default input shape [default: 1]."),
     dtype: str = typer.Option("fp32", "--dtype", help="Trace dtype: fp32, bf16 or fp16."),
     training: bool = typer.Option(False, "--training", help="Forward + the real backward, and training memory."),
-    optimizer: str = typer.Option("adam", "--optimizer", help="sgd, momentum, adam or adamw (training memory)."),
+    optimizer: str = typer.Option(None, "--optimizer", help="With --training: sgd, momentum, adam or adamw "
+                                  "(training memory) [default: adam]."),
     hw: str = typer.Option(None, "--hw", help="Roofline on this chip (see `aicompute hw list`; 'local' after a probe)."),
+    hw_dtype: str = typer.Option(None, "--hw-dtype", help="Price the roofline at this dtype's peaks, e.g. tf32 "
+                                 "(float32 on tensor cores) [default: each op's own dtype]."),
     by: str = typer.Option("module", "--by", help="Rows per 'module' (a tree) or per 'op'."),
     depth: int = typer.Option(2, "--depth", help="Module tree depth shown (0 = the model only)."),
     phase: str = typer.Option(None, "--phase", help="prefill or decode, for models with a KV cache (GPT)."),
@@ -40,14 +43,21 @@ def profile(
         raise AicomputeError(f"--by takes 'module' or 'op', got {by!r}")
     if depth < 0:
         raise AicomputeError(f"--depth must be 0 or more, got {depth}")
+    if input is not None and batch_size is not None:
+        raise AicomputeError("--batch-size sets the batch of the zoo's default input; with --input, put the batch "
+                             f"in the shape (e.g. {batch_size}x...) and drop --batch-size")
+    if optimizer is not None and not training:
+        raise AicomputeError("--optimizer sizes the training memory; add --training, or drop --optimizer")
+    if hw_dtype is not None and hw is None and roofline_png is None:
+        raise AicomputeError("--hw-dtype prices the roofline; add --hw CHIP (or --roofline PNG)")
     result = run_profile(
-        model, input_shape=input, batch_size=batch_size, dtype=dtype,
-        mode="training" if training else "inference", optimizer=optimizer, phase=phase, kv_len=kv_len,
+        model, input_shape=input, batch_size=batch_size or 1, dtype=dtype,
+        mode="training" if training else "inference", optimizer=optimizer or "adam", phase=phase, kv_len=kv_len,
         strict=strict,
     )
     if roofline_png is not None and hw is None:
         hw = DEFAULT_ROOFLINE_HW
-    roof = _roofline(result, hw, depth) if hw else None
+    roof = _roofline(result, hw, depth, hw_dtype) if hw else None
     columns, rows = _rows(result, roof, by, depth)
     if csv_path is not None:
         atomic_write_text(csv_path, _csv(columns, rows))
@@ -67,10 +77,10 @@ def profile(
             console.print(f"wrote {path}")
 
 
-def _roofline(result: Any, hw: str, depth: int) -> Any:
+def _roofline(result: Any, hw: str, depth: int, dtype: str | None) -> Any:
     from aicompute.profile.roofline import roofline
 
-    return roofline(result, hw, depth=depth)
+    return roofline(result, hw, depth=depth, dtype=dtype)
 
 
 def _rows(result: Any, roof: Any, by: str, depth: int) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -82,10 +92,11 @@ def _rows(result: Any, roof: Any, by: str, depth: int) -> tuple[list[str], list[
         columns = ["op", "category", "calls", "MACs", "FLOPs", "read bytes", "written bytes", "FLOP/byte"]
         rows = [(r.op, r.category, r.cost.calls, r.cost.macs, r.cost.flops, r.cost.read, r.cost.written,
                  r.cost.intensity) for r in result.by_op()]
-    else:
-        columns = ["module", "type", "params", "MACs", "FLOPs", "read bytes", "written bytes", "FLOP/byte"]
-        rows = [("  " * row.depth + (row.path.rpartition(".")[2] or "(model)"), row.type, row.params,
-                 row.cost.macs, row.cost.flops, row.cost.read, row.cost.written, row.cost.intensity)
+    else:  # the full path here (for --csv); _display indents the last part of it for the table
+        columns = ["module", "type", "params", "MACs", "FLOPs", "read bytes", "written bytes", "output bytes",
+                   "FLOP/byte"]
+        rows = [(row.path or "(model)", row.type, row.params, row.cost.macs, row.cost.flops, row.cost.read,
+                 row.cost.written, row.output_bytes, row.cost.intensity)
                 for row in result.by_module(depth)]
         if times:  # module times roll up: the roofline rows at this depth are the module's whole subtree
             times = _subtree_times(roof, depth)
@@ -126,17 +137,25 @@ def _time_cells(row: Any) -> tuple[Any, ...]:
 
 
 def _display(columns: list[str], rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """MACs/FLOPs with SI prefixes, bytes with binary prefixes; other cells as they are."""
-    shorten = {"MACs": si, "FLOPs": si, "read bytes": binary_size, "written bytes": binary_size}
+    """MACs/FLOPs with SI prefixes, bytes with binary prefixes, a module path as its last part indented
+    by its depth; other cells as they are."""
+    shorten = {"MACs": si, "FLOPs": si, "read bytes": binary_size, "written bytes": binary_size,
+               "output bytes": binary_size, "module": _tree_name}
     fns = [shorten.get(c) for c in columns]
     return [tuple(fn(v) if fn else v for fn, v in zip(fns, row)) for row in rows]
+
+
+def _tree_name(path: str) -> str:
+    if path == "(model)":
+        return path
+    return "  " * (path.count(".") + 1) + path.rpartition(".")[2]
 
 
 def _csv(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(columns)
-    writer.writerows([tuple(v.strip() if isinstance(v, str) else v for v in row) for row in rows])
+    writer.writerows(rows)
     return buffer.getvalue()
 
 

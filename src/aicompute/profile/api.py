@@ -25,6 +25,7 @@ from aicompute.checks import did_you_mean, positive_int
 from aicompute.errors import AicomputeError
 from aicompute.logs import quiet_logger
 from aicompute.profile.counter import ModuleStack, OpCounter
+from aicompute.profile.ops import output_tensors
 from aicompute.profile.memory import check_optimizer, model_states
 from aicompute.profile.result import ProfileResult
 
@@ -132,8 +133,9 @@ def profile(
     ``mode="training"`` traces forward and the real backward (gradient of ones on the outputs) and adds
     parameter, gradient and ``optimizer`` state memory. ``phase`` (``"prefill"``/``"decode"``) profiles a
     model with a KV cache (``new_kv_cache`` + ``forward(idx, kv_cache=...)``, as the zoo's GPT models):
-    decode is one new token per sequence attending over ``kv_len`` positions, ``kv_len - 1`` of them
-    read from the cache. ``strict`` turns any uncounted op into an error listing them.
+    decode is one new token per sequence (or as many as the input has) attending over ``kv_len``
+    positions, ``kv_len - 1`` (``kv_len - T``) of them read from the cache. ``strict`` turns any
+    uncounted op into an error listing them.
     """
     if mode not in MODES:
         raise AicomputeError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -246,6 +248,7 @@ def _trace(net: nn.Module, label: str, input_specs: list, float_dtype: torch.dty
         # FakeTensorMode logs a traceback before re-raising a shape error; the error itself is what we report
         with quiet_logger("torch._subclasses.fake_tensor", logging.CRITICAL), fake_mode, modules, counter, grad:
             out = torch.func.functional_call(net, {**params, **buffers}, tuple(args), kwargs, strict=False)
+            modules.add_output("", out)
             if training:
                 saved = counter.memory.live
                 _backward(out, label)
@@ -265,14 +268,18 @@ def _fake_like(t: torch.Tensor, float_dtype: torch.dtype, device: torch.device, 
 
 def _kv_cache(net: nn.Module, phase: str | None, args: list[torch.Tensor], kv_len: int | None,
               dtype: torch.dtype, device: torch.device) -> tuple[Any, int]:
-    """The model's KV cache for ``phase`` (fake) and its bytes; decode starts ``kv_len - 1`` tokens in."""
+    """The model's KV cache for ``phase`` (fake) and its bytes; decode of T new tokens starts ``kv_len - T``
+    tokens in, so the last new token attends over ``kv_len`` positions."""
     if phase is None:
         return None, 0
     batch, tokens = args[0].shape[0], args[0].shape[1]
     max_len = tokens if phase == "prefill" else kv_len
+    if phase == "decode" and tokens > kv_len:
+        raise AicomputeError(f"decode of {tokens} new tokens per sequence needs kv_len of at least {tokens} "
+                             f"(the last one attends over kv_len positions, its own included), got {kv_len}")
     cache = net.new_kv_cache(batch, max_len, dtype=dtype, device=device)
     if phase == "decode":
-        cache.length = kv_len - 1
+        cache.length = kv_len - tokens
     tensors = [t for layer in cache.layers for t in (layer.k, layer.v)]
     return cache, sum(t.numel() * t.element_size() for t in tensors)
 
@@ -282,17 +289,6 @@ def _backward(out: Any, label: str) -> None:
     if not tensors:
         raise AicomputeError(f"{label}'s outputs need no gradient (are all parameters frozen?); nothing to train")
     torch.autograd.backward(tensors, [torch.ones_like(t) for t in tensors])
-
-
-def output_tensors(value: Any) -> list[torch.Tensor]:
-    """Every tensor in a model output: a tensor, or tuples, lists and dicts of them (nested)."""
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, (tuple, list)):
-        return [t for v in value for t in output_tensors(v)]
-    return []
 
 
 def _where(net: nn.Module, path: str, label: str, input_specs: list) -> str:

@@ -26,7 +26,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from aicompute.profile.memory import LiveMemory
-from aicompute.profile.ops import IGNORED, OpFormula, lookup, op_name, tensor_bytes, tensors_in
+from aicompute.profile.ops import IGNORED, OpFormula, lookup, op_name, output_tensors, tensor_bytes, tensors_in
 from aicompute.profile.records import OpRecord
 
 __all__ = ["OpCounter", "ModuleStack"]
@@ -45,6 +45,8 @@ class ModuleStack:
         self._paths = {id(m): path for path, m in root.named_modules()}
         self.stack: list[str] = [""]
         self._raised_in: dict[int, tuple[BaseException, str]] = {}  # id → (exception, innermost module)
+        self.outputs: dict[str, int] = {}
+        """Path → bytes of the tensors its forward returned, over all its calls."""
         self._handles: list[Any] = []
 
     @property
@@ -62,7 +64,13 @@ class ModuleStack:
             error = sys.exc_info()[1]  # set when the forward raised (the hook then runs in torch's except)
             if error is not None and id(error) not in self._raised_in:
                 self._raised_in[id(error)] = (error, path)  # the innermost module the error left first
+            elif error is None and torch._C._current_autograd_node() is None:  # not a recomputation
+                self.add_output(path, output)
             self.stack.pop()
+
+    def add_output(self, path: str, output: Any) -> None:
+        """Count the bytes of the tensors in ``output`` (nested tuples, lists, dicts) as ``path``'s output."""
+        self.outputs[path] = self.outputs.get(path, 0) + sum(tensor_bytes(t) for t in output_tensors(output))
 
     def where(self, error: BaseException) -> str:
         """Path of the innermost module that ``error`` was raised in (``""``: the model itself)."""
@@ -103,6 +111,11 @@ class OpCounter(TorchDispatchMode):
         self._modules = modules
         self._node_module: dict[int, str] = {}
         self._plan: dict[Any, tuple[int, str, OpFormula | None]] = {}
+
+    @property
+    def module_outputs(self) -> dict[str, int]:
+        """Path → bytes of the tensors its forward returned (``ModuleStack.outputs``)."""
+        return self._modules.outputs
 
     def current_module(self) -> tuple[str, str]:
         """(path of the module running now — ``""`` outside any submodule —, ``"forward"``/``"backward"``).

@@ -41,7 +41,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["OpFormula", "REGISTRY", "IGNORED", "lookup", "op_name", "tensor_bytes", "tensors_in"]
+__all__ = ["OpFormula", "REGISTRY", "IGNORED", "lookup", "op_name", "tensor_bytes", "tensors_in", "output_tensors"]
 
 aten = torch.ops.aten
 
@@ -69,6 +69,17 @@ def tensor_bytes(t: torch.Tensor) -> int:
         elif size == 0:
             return 0
     return n
+
+
+def output_tensors(value: Any) -> list[torch.Tensor]:
+    """Every tensor in a model output: a tensor, or tuples, lists and dicts of them (nested)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (tuple, list)):
+        return [t for v in value for t in output_tensors(v)]
+    return []
 
 
 def tensors_in(values: Any) -> list[torch.Tensor]:

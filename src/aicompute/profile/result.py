@@ -42,6 +42,8 @@ class ProfileResult:
     records: list[OpRecord]
     modules: dict[str, tuple[str, int]]
     """path → (type name, params of the subtree), in ``named_modules()`` order."""
+    module_outputs: dict[str, int]
+    """path → bytes of the tensors its forward returned, summed over its calls."""
     ignored: Counter
     peak_activation_bytes: int
     """Peak of live bytes while tracing other than parameters, buffers and accumulated parameter gradients:
@@ -76,6 +78,7 @@ class ProfileResult:
             trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
             records=counter.records,
             modules=modules,
+            module_outputs=dict(counter.module_outputs),
             ignored=counter.ignored,
             peak_activation_bytes=counter.memory.peak_activation,
             peak_with_grads_bytes=counter.memory.peak,
@@ -115,7 +118,7 @@ class ProfileResult:
         return by_op(self.records)
 
     def by_module(self, depth: int | None = None) -> list[ModuleRow]:
-        return by_module(self.records, self.modules, depth=depth)
+        return by_module(self.records, self.modules, depth=depth, outputs=self.module_outputs)
 
     def coverage(self) -> dict[str, Any]:
         """How many calls were priced, ignored on purpose, or left uncounted (with their bytes share)."""

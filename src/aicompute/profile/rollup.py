@@ -107,7 +107,7 @@ class ModuleRow:
     """Parameters of this module and its descendants (a shared parameter counted once)."""
     cost: Cost = field(default_factory=Cost)
     output_bytes: int = 0
-    """Bytes of the outputs its forward ops write (its activation traffic)."""
+    """Bytes of the tensors its forward returns (summed over its calls): the activation it hands on."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -130,20 +130,21 @@ def ancestors(path: str) -> list[str]:
 
 
 def by_module(
-    records: Iterable[OpRecord], modules: Mapping[str, tuple[str, int]], *, depth: int | None = None
+    records: Iterable[OpRecord], modules: Mapping[str, tuple[str, int]], *, depth: int | None = None,
+    outputs: Mapping[str, int] | None = None,
 ) -> list[ModuleRow]:
     """Rows in ``named_modules()`` order, each with the cost of every op run inside it (descendants
-    included). ``modules`` maps path → (type name, params). ``depth`` keeps rows down to that depth
-    (0 = the model only)."""
-    rows = {path: ModuleRow(path, type_, _depth(path), params) for path, (type_, params) in modules.items()}
+    included). ``modules`` maps path → (type name, params); ``outputs`` path → bytes its forward returned.
+    ``depth`` keeps rows down to that depth (0 = the model only)."""
+    outputs = outputs or {}
+    rows = {path: ModuleRow(path, type_, _depth(path), params, output_bytes=outputs.get(path, 0))
+            for path, (type_, params) in modules.items()}
     for r in records:
         for path in ancestors(r.module):
             row = rows.get(path)
             if row is None:  # a module not reachable by named_modules (created inside forward)
                 continue
             row.cost.add(r)
-            if r.phase == "forward":
-                row.output_bytes += r.written
     return [row for row in rows.values() if depth is None or row.depth <= depth]
 
 

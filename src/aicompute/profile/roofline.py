@@ -157,7 +157,7 @@ class RooflineResult:
         ]
         if "float32" in self.hw.tensor_flops and "tfloat32" in self.hw.tensor_flops:
             out.append("float32 tensor ops at the FP32 non-tensor-core rate (PyTorch's default: TF32 off); "
-                       "price them with dtype='tfloat32' for TF32")
+                       "price them with dtype='tfloat32' (CLI: --hw-dtype tf32) for TF32")
         uncounted = sum(row.uncounted_calls for row in self.ops)
         if uncounted:
             out.append(f"{uncounted} uncounted op calls (no FLOP formula) priced by memory time only")
@@ -302,7 +302,8 @@ class _Pricer:
                 have = ", ".join(self.hw.tensor_flops)
                 raise AicomputeError(
                     f"{self.hw.name} lists no tensor rate for {dtype} (op {r.op} in module "
-                    f"{r.module or '(model)'!r}); it lists {have}: pass dtype= one of those to price the ops at it"
+                    f"{r.module or '(model)'!r}); it lists {have}: pass dtype= (CLI: --hw-dtype) one of those to "
+                    "price the ops at it"
                 )
             return self._use(dtype, "tensor")
         for candidate in (dtype, "float32"):
