@@ -57,6 +57,13 @@ def test_module_csv_names_each_module_by_its_path(capsys, tmp_path):
     assert int(rows[0]["output bytes"]) == 1 * 64 * 100 * 4  # the logits: batch 1 × 64 tokens × 100 symbols
 
 
+def test_integer_and_several_inputs_from_the_cli(capsys):
+    code, out, err = run(capsys, "profile", "tests.profile.test_api:_TokensAndFeatures", "--input", "2x5:int64",
+                         "--input", "2x5x6", "--json")
+    assert code == 0, err
+    assert [i["dtype"] for i in json.loads(out)["inputs"]] == ["int64", "float32"]
+
+
 def test_tf32_pricing_is_reachable_from_the_cli(capsys):
     def latency(*extra):
         code, out, err = run(capsys, "profile", "gpt2-small", "--hw", "a100", "--json", *extra)

@@ -10,6 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from aicompute.errors import AicomputeError
 from aicompute.models import example_input, get_model, model_spec
 from aicompute.profile import parse_shape, profile
+from aicompute.profile.api import parse_input
 
 
 @pytest.mark.parametrize("name", ["lenet5", "resnet18", "mobilenet_v2", "transformer", "lstm"])
@@ -144,3 +145,25 @@ def test_user_module_needs_a_shape_and_shapes_parse():
         parse_shape("axb")
     with pytest.raises(AicomputeError, match="block_size"):
         profile("transformer", phase="decode", kv_len=65)
+
+
+class _TokensAndFeatures(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb, self.proj = nn.Embedding(50, 16), nn.Linear(6, 16)
+
+    def forward(self, idx, features):
+        return self.emb(idx) + self.proj(features)
+
+
+def test_several_inputs_and_integer_ones_from_shapes():
+    assert parse_input("1x128:int64") == ((1, 128), torch.int64)
+    assert parse_input("2x3") == parse_input("2x3:float") == ((2, 3), None)
+    result = profile(_TokensAndFeatures(), input_shape=["2x5:int64", "2x5x6"])
+    assert [dt for _, dt in result.inputs] == ["int64", "float32"]
+    assert result.macs == 2 * 5 * 6 * 16  # the projection; the embedding is a gather
+    assert profile(_TokensAndFeatures(), input_shape=["2x5:int64", (2, 5, 6)], dtype="bf16").inputs[1][1] == "bfloat16"
+    with pytest.raises(AicomputeError, match="give the shape as e.g. 1x128:int64"):
+        profile(_TokensAndFeatures(), input_shape=["2x5", "2x5x6"])  # float token ids
+    with pytest.raises(AicomputeError, match="names dtype 'int8'"):
+        parse_input("1x4:int8")

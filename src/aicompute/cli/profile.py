@@ -18,7 +18,8 @@ DEFAULT_ROOFLINE_HW = "h100"
 
 def profile(
     model: str = typer.Argument(..., help="Zoo name (see `aicompute models`) or pkg.module:factory."),
-    input: str = typer.Option(None, "--input", help="Input shape with batch, e.g. 1x3x224x224 (zoo default if omitted)."),
+    input: list[str] = typer.Option(None, "--input", help="Input shape with batch, e.g. 1x3x224x224, or 1x128:int64 "
+                                    "for token ids; repeat it for several inputs (zoo default if omitted)."),
     batch_size: int = typer.Option(None, "--batch-size", help="Batch for the zoo's default input shape [default: 1]."),
     dtype: str = typer.Option("fp32", "--dtype", help="Trace dtype: fp32, bf16 or fp16."),
     training: bool = typer.Option(False, "--training", help="Forward + the real backward, and training memory."),
@@ -43,7 +44,7 @@ def profile(
         raise AicomputeError(f"--by takes 'module' or 'op', got {by!r}")
     if depth < 0:
         raise AicomputeError(f"--depth must be 0 or more, got {depth}")
-    if input is not None and batch_size is not None:
+    if input and batch_size is not None:
         raise AicomputeError("--batch-size sets the batch of the zoo's default input; with --input, put the batch "
                              f"in the shape (e.g. {batch_size}x...) and drop --batch-size")
     if optimizer is not None and not training:
@@ -51,7 +52,7 @@ def profile(
     if hw_dtype is not None and hw is None and roofline_png is None:
         raise AicomputeError("--hw-dtype prices the roofline; add --hw CHIP (or --roofline PNG)")
     result = run_profile(
-        model, input_shape=input, batch_size=batch_size or 1, dtype=dtype,
+        model, input_shape=input or None, batch_size=batch_size or 1, dtype=dtype,
         mode="training" if training else "inference", optimizer=optimizer or "adam", phase=phase, kv_len=kv_len,
         strict=strict,
     )
@@ -161,7 +162,8 @@ def _csv(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
 
 def _print(result: Any, roof: Any, by: str, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
     s = result.summary()
-    shapes = ", ".join("x".join(map(str, shape)) for shape, _ in result.inputs)
+    shapes = ", ".join("x".join(map(str, shape)) + ("" if dt.startswith(("float", "bfloat")) else f":{dt}")
+                       for shape, dt in result.inputs)
     title = f"{result.model} · input {shapes} · {result.dtype} · {result.mode}"
     if result.phase:
         title += f" · {result.phase}" + (f" (kv_len {result.kv_len})" if result.kv_len else "")

@@ -29,7 +29,7 @@ from aicompute.profile.ops import output_tensors
 from aicompute.profile.memory import check_optimizer, model_states
 from aicompute.profile.result import ProfileResult
 
-__all__ = ["profile", "DTYPES", "parse_dtype", "parse_shape"]
+__all__ = ["profile", "DTYPES", "parse_dtype", "parse_shape", "parse_input"]
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32, "fp32": torch.float32,
@@ -67,6 +67,36 @@ def parse_shape(text: str | Sequence[int]) -> tuple[int, ...]:
     return shape
 
 
+INPUT_DTYPES: dict[str, torch.dtype] = {"int64": torch.int64, "long": torch.int64, "int32": torch.int32,
+                                        "int": torch.int32, "bool": torch.bool}
+"""Dtypes an input can name after a colon (``1x128:int64``); a float input takes the profiled dtype."""
+
+
+def parse_input(text: str | Sequence[int]) -> tuple[tuple[int, ...], torch.dtype | None]:
+    """``"1x128:int64"`` → ``((1, 128), torch.int64)``; without a dtype (or ``:float``) the input is
+    floating point, traced at the profiled dtype (``None``)."""
+    if not isinstance(text, str):
+        return parse_shape(text), None
+    shape_text, _, dtype_text = text.partition(":")
+    key = dtype_text.strip().lower()
+    if key in ("", "float"):
+        return parse_shape(shape_text), None
+    if key not in INPUT_DTYPES:
+        raise AicomputeError(f"input {text!r} names dtype {dtype_text!r}{did_you_mean(key, INPUT_DTYPES)}; an input "
+                             f"is float (the profiled dtype) or one of {', '.join(INPUT_DTYPES)}, e.g. 1x128:int64")
+    return parse_shape(shape_text), INPUT_DTYPES[key]
+
+
+def _input_list(input_shape: Any) -> list[Any]:
+    """One input (``"1x3x8x8"``, ``(1, 3, 8, 8)``) or several (a list or tuple of those) → a list of them."""
+    if isinstance(input_shape, str):
+        return [input_shape]
+    items = list(input_shape)
+    if items and all(isinstance(i, (str, Sequence)) for i in items):
+        return items
+    return [input_shape]
+
+
 def _resolve(model: nn.Module | str, kwargs: dict[str, Any]) -> tuple[nn.Module, str, Any]:
     if isinstance(model, nn.Module):
         return model, type(model).__name__, None
@@ -100,9 +130,10 @@ def _input_specs(inputs: Any, input_shape: Any, spec: Any, batch_size: int, phas
             raise AicomputeError("inputs must be a tensor or a sequence of tensors (only shapes are used)")
         return [(tuple(t.shape), None if t.is_floating_point() else t.dtype) for t in tensors]
     if input_shape is not None:
-        shape = parse_shape(input_shape)
-        int_input = spec is not None and spec.input_dtype == "int64"
-        return [(shape, torch.int64 if int_input else None)]
+        parsed = [parse_input(one) for one in _input_list(input_shape)]
+        if spec is not None and spec.input_dtype == "int64":  # a zoo language model reads token ids
+            parsed = [(shape, dtype or torch.int64) for shape, dtype in parsed]
+        return parsed
     if spec is None:
         raise AicomputeError(
             f"{label} is not a zoo model, so its input shape is unknown; pass input_shape "
@@ -115,7 +146,7 @@ def profile(
     model: nn.Module | str,
     inputs: torch.Tensor | Sequence[torch.Tensor] | None = None,
     *,
-    input_shape: str | Sequence[int] | None = None,
+    input_shape: str | Sequence[int] | Sequence[str | Sequence[int]] | None = None,
     batch_size: int = 1,
     dtype: str | torch.dtype = "float32",
     mode: str = "inference",
@@ -129,7 +160,8 @@ def profile(
 
     ``model`` is an ``nn.Module`` (on any device, or meta) or a zoo / ``pkg.module:factory`` name, built
     on meta with ``model_kwargs``. The input is ``inputs`` (only shapes and integer dtypes are used),
-    else ``input_shape`` (with the batch dim), else the zoo entry's shape with ``batch_size``.
+    else ``input_shape`` (with the batch dim; ``"1x128:int64"`` for token ids; a list of shapes for several
+    inputs), else the zoo entry's shape with ``batch_size``.
     ``mode="training"`` traces forward and the real backward (gradient of ones on the outputs) and adds
     parameter, gradient and ``optimizer`` state memory. ``phase`` (``"prefill"``/``"decode"``) profiles a
     model with a KV cache (``new_kv_cache`` + ``forward(idx, kv_cache=...)``, as the zoo's GPT models):
@@ -304,4 +336,7 @@ def _first_line(e: Exception) -> str:
     if type(e).__name__ in ("DataDependentOutputException", "DynamicOutputShapeException"):
         return (f"{text[0] if text else ''} — the forward reads tensor values (data-dependent control "
                 "flow or .item()), which a shape-only trace cannot follow")
-    return text[0] if text else ""
+    first = text[0] if text else ""
+    if "Long, Int" in first and "float" in first.lower():  # an embedding given float input
+        first += " (token ids are an integer input: give the shape as e.g. 1x128:int64)"
+    return first
