@@ -100,3 +100,9 @@ def test_checkpoint_recomputation_belongs_to_the_recomputed_module():
     # non-reentrant stops recomputing once it has what backward needs: l2's input, not l2's output
     assert flops[False]["b.l1"] == plain["b.l1"] + linear and flops[False]["b.l2"] == plain["b.l2"]
     assert flops[False]["a"] == plain["a"]
+
+
+def test_the_backward_seed_is_not_an_op_of_the_model():
+    result = profile(nn.Linear(8, 4), input_shape=(2, 8), mode="training")
+    assert [(r.op, r.phase) for r in result.records] == [
+        ("aten.addmm", "forward"), ("aten.mm", "backward"), ("aten.sum", "backward")]  # dW = gᵀx, db = Σg

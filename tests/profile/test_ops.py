@@ -103,6 +103,17 @@ def test_interpolation_counts_neighbours_per_output():
     assert up.flops == 4 * 3 * 8 * 8 and up.coverage()["uncounted"] == []
 
 
+def test_backend_conv_entry_points_have_no_transposed_argument():
+    # cudnn_convolution(input, weight, padding, stride, dilation, groups, benchmark, deterministic, tf32):
+    # args[6] is `benchmark`, which must not read as `transposed`
+    x, w, out = torch.empty(2, 4, 8, 8), torch.empty(6, 4, 3, 3), torch.empty(2, 6, 6, 6)
+    args = (x, w, [0, 0], [1, 1], [1, 1], 1, True, False, True)
+    assert REGISTRY["aten.cudnn_convolution"].cost(args, {}, out)[0] == 2 * 6 * 6 * 6 * 4 * 3 * 3
+    transposed = REGISTRY["aten.cudnn_convolution_transpose"].cost(
+        (torch.empty(2, 6, 6, 6), torch.empty(6, 4, 3, 3)), {}, torch.empty(2, 4, 8, 8))
+    assert transposed[0] == 2 * 6 * 6 * 6 * 4 * 3 * 3  # per input position, the same products
+
+
 def test_mm_family_closed_forms():
     a, b = torch.empty(2, 3), torch.empty(3, 5)
     assert REGISTRY["aten.mm"].cost((a, b), {}, None) == (30, 60)

@@ -283,7 +283,7 @@ def _trace(net: nn.Module, label: str, input_specs: list, float_dtype: torch.dty
             modules.add_output("", out)
             if training:
                 saved = counter.memory.live
-                _backward(out, label)
+                _backward(out, label, counter)
     except AicomputeError as e:
         raise AicomputeError(_where(net, modules.where(e), label, input_specs) + str(e)) from None
     except Exception as e:  # the model's own error on these shapes: say where it happened
@@ -316,11 +316,15 @@ def _kv_cache(net: nn.Module, phase: str | None, args: list[torch.Tensor], kv_le
     return cache, sum(t.numel() * t.element_size() for t in tensors)
 
 
-def _backward(out: Any, label: str) -> None:
+def _backward(out: Any, label: str, counter: OpCounter) -> None:
+    """Backward from a gradient of ones on every output that needs one (the seeds are not the model's ops,
+    but their memory counts: a loss's gradient with respect to the outputs has that size)."""
     tensors = [t for t in output_tensors(out) if t.requires_grad]
     if not tensors:
         raise AicomputeError(f"{label}'s outputs need no gradient (are all parameters frozen?); nothing to train")
-    torch.autograd.backward(tensors, [torch.ones_like(t) for t in tensors])
+    with counter.paused():
+        seeds = [torch.ones_like(t) for t in tensors]
+    torch.autograd.backward(tensors, seeds)
 
 
 def _where(net: nn.Module, path: str, label: str, input_specs: list) -> str:

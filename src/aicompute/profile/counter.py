@@ -17,8 +17,10 @@ backward phase.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -111,6 +113,7 @@ class OpCounter(TorchDispatchMode):
         self._modules = modules
         self._node_module: dict[int, str] = {}
         self._plan: dict[Any, tuple[int, str, OpFormula | None]] = {}
+        self._recording = True
 
     @property
     def module_outputs(self) -> dict[str, int]:
@@ -140,9 +143,21 @@ class OpCounter(TorchDispatchMode):
             self._plan[func] = plan
         return plan
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Ops in this block are not the model's (the backward's seed gradients): tracked in memory only."""
+        self._recording = False
+        try:
+            yield
+        finally:
+            self._recording = True
+
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
+        if not self._recording:
+            self.memory.track(out)
+            return out
         action, name, formula = self._plan_for(func)
         module, phase = self.current_module()
         if action == _IGNORE:

@@ -178,9 +178,20 @@ def _conv_macs(x_shape: Sequence[int], w_shape: Sequence[int], out_shape: Sequen
 
 
 def _conv(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
+    """``convolution`` / ``_convolution`` / ``convolution_overrideable``: ``args[6]`` is ``transposed``."""
     x, w, transposed = args[0], args[1], bool(args[6])
     macs = _conv_macs(x.shape, w.shape, _first_tensor(out).shape, transposed)
     return macs, 2 * macs
+
+
+def _backend_conv(transposed: bool) -> Cost:
+    """cuDNN / MKL-DNN entry points (``(input, weight, ...)`` without a ``transposed`` argument)."""
+
+    def cost(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
+        macs = _conv_macs(args[0].shape, args[1].shape, _first_tensor(out).shape, transposed)
+        return macs, 2 * macs
+
+    return cost
 
 
 def _conv_backward(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
@@ -433,7 +444,9 @@ _register("matmul", _dot, ["dot", "vdot"])
 _register("matmul", _trilinear, ["_trilinear"])
 _register("matmul", _bmm, ["bmm"])
 _register("matmul", _baddbmm, ["baddbmm", "addbmm"])
-_register("conv", _conv, ["convolution", "_convolution", "cudnn_convolution", "convolution_overrideable"])
+_register("conv", _conv, ["convolution", "_convolution", "convolution_overrideable"])
+_register("conv", _backend_conv(False), ["cudnn_convolution", "mkldnn_convolution"])
+_register("conv", _backend_conv(True), ["cudnn_convolution_transpose"])
 _register("conv", _conv_backward, ["convolution_backward"])
 _register("attention", _sdpa, ["_scaled_dot_product_flash_attention_for_cpu",
                                "_scaled_dot_product_flash_attention",
