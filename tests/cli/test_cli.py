@@ -91,7 +91,7 @@ def test_command_and_flag_set_is_pinned():
                          "--seed", "--max-steps", "--json"]),
         "eval": sorted(["--data", "-d", "--batch-size", "--allow-import", "--json"]),
         "demo": sorted(["--out", "-o", "--json"]),
-        "profile": sorted(["--input", "--batch-size", "--dtype", "--training", "--optimizer", "--hw", "--by",
+        "profile": sorted(["--input", "--batch-size", "--dtype", "--training", "--optimizer", "--hw", "--hw-dtype", "--by",
                            "--depth", "--phase", "--kv-len", "--strict", "--csv", "--roofline", "--json"]),
         "design": sorted(["--only", "--json"]),
         "hw": [],  # groups: their subcommands are pinned in tests/cli/test_hw.py and test_parallel.py
