@@ -100,3 +100,10 @@ def test_a_jobs_check_sees_every_option_with_defaults_before_anything_runs(priva
     assert seen == [(world, {"steps": 1, "lr": 0.5, "name": "x", "verbose": False, "out": None})]
     with pytest.raises(AicomputeError, match="steps must be at most 10"):
         check_options(job, {"steps": 11}, world)
+
+    def options_only(**options):  # a check that does not ask for the world
+        seen.append(options)
+
+    register_job("test-checked-options", check=options_only)(_job_options)
+    check_options(get_job("test-checked-options"), {}, world)
+    assert seen[-1] == {"steps": 1, "lr": 0.1, "name": "x", "verbose": False, "out": None}

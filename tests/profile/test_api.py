@@ -79,6 +79,36 @@ def test_profiling_leaves_no_fake_tensor_or_attribute_on_the_model():
     assert torch.equal(net(x), net.linear(x) + 1)  # a real forward afterwards builds a real cache
 
 
+class _Frozen(dict):
+    """A mapping that refuses writes (as immutable-mapping and model-output types do)."""
+
+    def update(self, *args, **kwargs):
+        raise TypeError("immutable")
+
+    def clear(self):
+        raise TypeError("immutable")
+
+
+class _WithConfig(nn.Module):
+    def __init__(self, mutate: bool) -> None:
+        super().__init__()
+        self.linear, self.config, self.mutate = nn.Linear(4, 4), _Frozen(width=4), mutate
+
+    def forward(self, x):
+        if self.mutate:
+            dict.__setitem__(self.config, "width", 5)
+        return self.linear(x)
+
+
+def test_an_immutable_mapping_is_left_alone_unless_the_forward_changed_it():
+    net = _WithConfig(mutate=False)
+    net.eval()
+    profile(net, input_shape=(2, 4), mode="training")
+    assert not net.training and net.config == {"width": 4}
+    with pytest.raises(AicomputeError, match=r"changed _WithConfig.config and could not put them back"):
+        profile(_WithConfig(mutate=True), input_shape=(2, 4))
+
+
 def test_decode_of_several_new_tokens_ends_at_kv_len():
     # 3 new tokens after 7 cached: each attends over all 10 slots (the causal mask is not subtracted)
     result = profile("transformer", phase="decode", kv_len=10, input_shape=(1, 3))

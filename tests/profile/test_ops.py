@@ -91,6 +91,13 @@ def test_scatter_and_index_add_count_their_source_elements():
                       [torch.empty(50, 3), index, torch.empty(2, 3)])
     record = _only(scatter, "aten.scatter_add_")
     assert record.written == 6 * 4 and record.act_read == 6 * 8 + 6 * 4 + 6 * 4  # index, src, dst elements
+    assert record.flops == 6
+    for reduce, flops, read in ((None, 0, 6 * 8 + 6 * 4), ("multiply", 6, 6 * 8 + 6 * 4 + 6 * 4)):
+        kwargs = {} if reduce is None else {"reduce": reduce}
+        scatter = profile(Apply(lambda x, i, s: x.clone().scatter_(0, i, s, **kwargs)),
+                          [torch.empty(50, 3), index, torch.empty(2, 3)])
+        record = _only(scatter, "aten.scatter_")
+        assert (record.flops, record.act_read, record.written) == (flops, read, 6 * 4)
     added = profile(Apply(lambda x, i, s: x.clone().index_add_(0, i, s)),
                     [torch.empty(50, 3), torch.tensor([0, 2]), torch.empty(2, 3)])
     record = _only(added, "aten.index_add_")

@@ -67,3 +67,20 @@ def test_output_bytes_are_what_each_forward_returns():
     # float32, batch 2: body.0 → 2×16, body.1 → 2×16, body.2 → 2×4; shared runs twice (2×4 each); the
     # model returns 2×4 and a scalar. Backward adds nothing, though it writes plenty.
     assert out == {"": 4 * (8 + 1), "body": 32, "body.0": 128, "body.1": 128, "body.2": 32, "shared": 64}
+
+
+class _Fallback(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.slow = nn.Linear(8, 4)
+
+    def forward(self, x):
+        try:
+            raise NotImplementedError("no fast path")
+        except NotImplementedError:
+            return self.slow(x)  # called while an exception is being handled: it still returns normally
+
+
+def test_a_module_called_in_an_except_block_still_has_its_output():
+    result = profile(_Fallback(), input_shape=(2, 8))
+    assert {row.path: row.output_bytes for row in result.by_module()} == {"": 32, "slow": 32}

@@ -52,7 +52,7 @@ def profile(
     if hw_dtype is not None and hw is None and roofline_png is None:
         raise AicomputeError("--hw-dtype prices the roofline; add --hw CHIP (or --roofline PNG)")
     result = run_profile(
-        model, input_shape=input or None, batch_size=batch_size or 1, dtype=dtype,
+        model, input_shape=input or None, batch_size=1 if batch_size is None else batch_size, dtype=dtype,
         mode="training" if training else "inference", optimizer=optimizer or "adam", phase=phase, kv_len=kv_len,
         strict=strict,
     )

@@ -93,6 +93,19 @@ def load_latest(ctx: RankContext, directory: str | os.PathLike, state: dict[str,
     return step
 
 
+def read_latest(directory: str | os.PathLike, state: dict[str, Any]) -> int | None:
+    """``load_latest`` in this process alone, never a collective (even with a process group up): for a
+    launcher checking a checkpoint before its ranks start."""
+    import torch.distributed.checkpoint as dcp
+
+    steps = checkpoint_steps(directory)
+    if not steps:
+        return None
+    with _single_process_is_intended():
+        dcp.load(state, checkpoint_id=Path(directory) / f"step-{steps[-1]:08d}", no_dist=True)
+    return steps[-1]
+
+
 @contextlib.contextmanager
 def _single_process_is_intended() -> Iterator[None]:
     """Without a process group DCP warns that it assumes one process; for ``single_process`` that is the plan."""

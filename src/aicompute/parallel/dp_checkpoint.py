@@ -28,7 +28,9 @@ checkpoint's, and so must the world size; ``epochs`` and ``steps`` may grow (tra
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,7 @@ import torch
 from torch import nn
 
 from aicompute.errors import AicomputeError
-from aicompute.parallel.checkpoint import checkpoint_steps, load_latest, save_checkpoint
+from aicompute.parallel.checkpoint import checkpoint_steps, load_latest, read_latest, save_checkpoint
 from aicompute.parallel.launch import RankContext
 
 __all__ = ["MUST_MATCH", "Resumed", "save_training", "load_training", "refuse_stale_checkpoints", "checkpoint_due"]
@@ -84,12 +86,13 @@ def save_training(ctx: RankContext, directory: Path, step: int, *, model: nn.Mod
     return save_checkpoint(ctx, state, step, directory, storage_writer=storage_writer)
 
 
-def _load(ctx: RankContext, directory: Path, state: dict[str, Any]) -> int | None:
-    """``load_latest``, with DCP's failure to read a checkpoint (another job's, or a damaged one) as one line."""
+def _load(load: Callable[[dict[str, Any]], int | None], directory: Path, state: dict[str, Any]) -> int | None:
+    """``load(state)`` (``load_latest`` or ``read_latest`` on ``directory``), with DCP's failure to read a
+    checkpoint (another job's, or a damaged one) as one line."""
     from torch.distributed.checkpoint.api import CheckpointException
 
     try:
-        return load_latest(ctx, directory, state)
+        return load(state)
     except CheckpointException as err:
         first = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
         raise AicomputeError(
@@ -103,7 +106,7 @@ def check_resumable(directory: Path, world_size: int, settings: dict[str, Any]) 
     checkpoint in ``directory`` (if any) is this job's, of ``world_size`` ranks and the same settings.
     Reads only the run record; ``load_training`` checks again, with the run's length, when it loads."""
     head = _head()
-    step = _load(RankContext.single_process(), directory, head)
+    step = _load(functools.partial(read_latest, directory), directory, head)
     if step is not None:
         _check_compatible(directory, step, head["run"], world_size, settings, total_steps=None)
 
@@ -124,13 +127,14 @@ def load_training(ctx: RankContext, directory: Path, *, model: nn.Module, optimi
     from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
 
     head = _head()
-    step = _load(ctx, directory, head)
+    load = functools.partial(load_latest, ctx, directory)
+    step = _load(load, directory, head)
     if step is None:
         return None
     _check_compatible(directory, step, head["run"], ctx.world_size, settings, total_steps)
     state = _state(ctx, model, optimizer, rank_state, per_rank)
     state["run"] = {"losses": torch.zeros(step, dtype=torch.float64)}
-    again = _load(ctx, directory, state)
+    again = _load(load, directory, state)
     if again != step:
         raise AicomputeError(f"{directory} changed while resuming (step {step}, then {again}); "
                              "is another run writing to it?")

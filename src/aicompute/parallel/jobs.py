@@ -9,9 +9,9 @@ that file by path.
 Options from the command line are converted by the function's type annotations (``parse_job_options``):
 int, float, str, bool, Path and ``T | None``; ``--no-flag`` for a False bool; an unannotated option gets
 the text. ``register_job(name, check=fn)`` gives a job a pre-flight check: ``check_options`` (which the
-launcher calls before it spawns anything) calls ``fn(world, **options)`` with the :class:`World` the job
-will run in (its size, the launcher's checkpoint folder and resume flag) and every option, defaults filled
-in, so a bad combination (a model that does not fit the data set, a rank that does not exist, a checkpoint
+launcher calls before it spawns anything) calls ``fn(world=..., **options)`` with the :class:`World` the
+job will run in (its size, the launcher's checkpoint folder and resume flag; only if ``fn`` has a ``world``
+parameter) and every option, defaults filled in, so a bad combination (a model that does not fit the data set, a rank that does not exist, a checkpoint
 of another run) fails in the launching process, once.
 """
 
@@ -137,7 +137,11 @@ def check_options(job: Job, options: Mapping[str, Any], world: World) -> dict[st
         raise AicomputeError(f"job {job.name!r} needs option(s) {missing}; pass them as {flag} VALUE")
     if job.check is not None:
         defaults = {k: p.default for k, p in known.items() if p.default is not inspect.Parameter.empty}
-        job.check(world, **{**defaults, **options})
+        filled = {**defaults, **options}
+        if "world" in inspect.signature(job.check).parameters:
+            job.check(world=world, **filled)
+        else:  # a check that does not need the world (the older signature, check(**options))
+            job.check(**filled)
     return dict(options)
 
 

@@ -219,7 +219,8 @@ def profile(
 def untouched(net: nn.Module) -> Iterator[nn.Module]:
     """Restore every module's attributes on exit, whatever the block did to them: values set, added or
     deleted, and the contents of its dicts, sets and lists (parameters, buffers, submodules, hooks, caches)
-    — the train/eval flags too."""
+    — the train/eval flags too. A container is written back only if its contents changed (some mappings
+    refuse writes); one level deep: objects inside containers are not copied."""
     saved = []
     for module in net.modules():
         attrs = dict(module.__dict__)
@@ -228,18 +229,45 @@ def untouched(net: nn.Module) -> Iterator[nn.Module]:
     try:
         yield net
     finally:
-        for module, attrs, contents in saved:
-            now = module.__dict__
-            for key in [k for k in now if k not in attrs]:
-                del now[key]
-            for key, value in contents.items():  # the same objects (others may hold them), old contents
-                container = attrs[key]
-                if isinstance(container, list):
-                    container[:] = value
-                else:
-                    container.clear()
-                    container.update(value)
-            now.update(attrs)
+        failed = [f"{type(module).__name__}.{key}" for module, attrs, contents in saved
+                  for key in _restore(module, attrs, contents)]
+    if failed:
+        raise AicomputeError(f"profiling changed {', '.join(failed)} and could not put them back; they refuse "
+                             "writes (an immutable mapping?). The profile is fine, the model is not as it was")
+
+
+def _restore(module: nn.Module, attrs: dict[str, Any], contents: dict[str, Any]) -> list[str]:
+    """Put ``module``'s attributes back as ``attrs`` (``contents``: its containers' old contents); the
+    names of the containers that refused."""
+    now = module.__dict__
+    for key in [k for k in now if k not in attrs]:
+        del now[key]
+    now.update(attrs)
+    failed = []
+    for key, old in contents.items():  # the same objects (others may hold them), their old contents
+        container = attrs[key]
+        if _same(container, old):
+            continue
+        try:
+            if isinstance(container, list):
+                container[:] = old
+            else:
+                container.clear()
+                container.update(old)
+        except Exception:  # noqa: BLE001 - any refusal: report the attribute, restore the rest
+            failed.append(key)
+    return failed
+
+
+def _same(now: Any, old: Any) -> bool:
+    """Same contents, by identity (``==`` on tensors would compare elements)."""
+    if len(now) != len(old):
+        return False
+    if isinstance(now, set):
+        return now == old
+    if isinstance(now, list):
+        return all(a is b for a, b in zip(now, old))
+    return all(a is b and now[a] is old[b] for a, b in zip(now, old))
 
 
 def _decode_len(net: nn.Module, kv_len: int | None) -> int:

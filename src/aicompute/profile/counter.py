@@ -34,6 +34,8 @@ from aicompute.profile.records import OpRecord
 __all__ = ["OpCounter", "ModuleStack"]
 
 _IGNORE, _COUNT = 0, 1
+_RAISED_IN = "_aicompute_raised_in"
+"""Attribute the module stack sets on an exception: the path of the innermost module it was raised in."""
 
 
 class ModuleStack:
@@ -46,7 +48,7 @@ class ModuleStack:
     def __init__(self, root: nn.Module) -> None:
         self._paths = {id(m): path for path, m in root.named_modules()}
         self.stack: list[str] = [""]
-        self._raised_in: dict[int, tuple[BaseException, str]] = {}  # id → (exception, innermost module)
+        self._handling: list[BaseException | None] = []  # per stack entry, the exception handled at its push
         self.outputs: dict[str, int] = {}
         """Path → bytes of the tensors its forward returned, over all its calls."""
         self._handles: list[Any] = []
@@ -59,14 +61,17 @@ class ModuleStack:
         path = self._paths.get(id(module))
         if path is not None and path != "":
             self.stack.append(path)
+            self._handling.append(sys.exc_info()[1])  # an exception being handled around this call, if any
 
     def _pop(self, module: nn.Module, args: Any, output: Any) -> None:
         path = self._paths.get(id(module))
         if path is not None and path != "" and self.stack[-1] == path:
-            error = sys.exc_info()[1]  # set when the forward raised (the hook then runs in torch's except)
-            if error is not None and id(error) not in self._raised_in:
-                self._raised_in[id(error)] = (error, path)  # the innermost module the error left first
-            elif error is None and torch._C._current_autograd_node() is None:  # not a recomputation
+            error, handled = sys.exc_info()[1], self._handling.pop()
+            if error is not None and error is not handled:  # the forward raised: torch runs this hook in its except
+                if not hasattr(error, _RAISED_IN):
+                    with contextlib.suppress(AttributeError, TypeError):
+                        setattr(error, _RAISED_IN, path)  # the innermost module the error left first
+            elif torch._C._current_autograd_node() is None:  # returned, and not a checkpoint's recomputation
                 self.add_output(path, output)
             self.stack.pop()
 
@@ -75,9 +80,9 @@ class ModuleStack:
         self.outputs[path] = self.outputs.get(path, 0) + sum(tensor_bytes(t) for t in output_tensors(output))
 
     def where(self, error: BaseException) -> str:
-        """Path of the innermost module that ``error`` was raised in (``""``: the model itself)."""
-        error_and_path = self._raised_in.get(id(error))
-        return error_and_path[1] if error_and_path is not None and error_and_path[0] is error else self.current
+        """Path of the innermost module that ``error`` was raised in (``""``: the model itself). The path
+        is kept on the exception itself: holding exceptions here would keep their frames' tensors alive."""
+        return getattr(error, _RAISED_IN, self.current)
 
     def __enter__(self) -> ModuleStack:
         self._handles = [

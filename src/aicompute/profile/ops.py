@@ -21,7 +21,7 @@ batch norm                  eval 2 per element (folded scale and shift), train 5
 pooling                     max/avg: 1 per window element per output; adaptive avg: 1 per input
 interpolation               1 per neighbour per output (linear 2, bilinear 4, trilinear 8, bicubic 16)
 embedding                   0 (a gather); its backward 1 per gradient element (scatter-add)
-index_add                   1 per source element
+index_add, scatter_add      1 per source (index) element; scatter with ``reduce`` too
 loss                        1 per input element
 ==========================  ==============================================================
 
@@ -347,11 +347,25 @@ def _index_add_traffic(args: tuple, kwargs: dict, out: Any) -> tuple[list[tuple[
     return _indexed_write(source.numel(), dst, [index, source], read_dst=True)
 
 
+def _reduces(args: tuple, kwargs: dict) -> bool:
+    """scatter_(self, dim, index, src, reduce=...) combines with the destination instead of overwriting."""
+    return (len(args) > 4 and args[4] is not None) or kwargs.get("reduce") is not None
+
+
+def _scatter(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
+    return 0, args[2].numel() if _reduces(args, kwargs) else 0  # one add/multiply per index element
+
+
+def _scatter_add(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
+    return 0, args[2].numel()
+
+
 def _scatter_traffic(args: tuple, kwargs: dict, out: Any) -> tuple[list[tuple[torch.Tensor, int]], int]:
-    """scatter_(self, dim, index, src|value) writes one element per index element, read from ``src``."""
+    """scatter_(self, dim, index, src|value[, reduce]) writes one element per index element, read from
+    ``src``; with ``reduce`` (and for ``scatter_add_``) it reads that destination element first."""
     dst, index = args[0], args[2]
     n = index.numel()
-    pairs, nbytes = _indexed_write(n, dst, [index], read_dst=False)
+    pairs, nbytes = _indexed_write(n, dst, [index], read_dst=_reduces(args, kwargs))
     src = args[3] if len(args) > 3 else kwargs.get("src")
     if isinstance(src, torch.Tensor):
         pairs.append((src, n * src.element_size()))
@@ -402,7 +416,7 @@ REDUCTION_1 = ("sum", "mean", "amax", "amin", "max", "min", "prod", "argmax", "a
 REDUCTION_2 = ("var", "std", "var_mean", "std_mean")
 DATA_MOVEMENT = ("cat", "stack", "clone", "_to_copy", "constant_pad_nd", "repeat", "flip",
                  "roll", "index_copy", "index_put", "slice_scatter",
-                 "select_scatter", "slice_backward", "select_backward", "scatter", "scatter_add",
+                 "select_scatter", "slice_backward", "select_backward",
                  "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "_unsafe_index",
                  "reflection_pad1d", "reflection_pad2d", "replication_pad1d", "replication_pad2d",
                  "channel_shuffle", "pixel_shuffle", "pixel_unshuffle", "im2col", "col2im",
@@ -497,8 +511,10 @@ _register("data_movement", _zero, DATA_MOVEMENT)
 _register("data_movement", _zero, ["copy_"], traffic=_copy_traffic)
 _register("data_movement", _zero, ["index_copy_"], traffic=_index_copy_traffic)
 _register("data_movement", _zero, ["index_put_", "_index_put_impl_"], traffic=_index_put_traffic)
-_register("data_movement", _zero, ["scatter_"], traffic=_scatter_traffic)
-_register("data_movement", _zero, ["scatter_add_"], traffic=_scatter_add_traffic)
+_register("data_movement", _scatter, ["scatter"])
+_register("data_movement", _scatter, ["scatter_"], traffic=_scatter_traffic)
+_register("data_movement", _scatter_add, ["scatter_add"])
+_register("data_movement", _scatter_add, ["scatter_add_"], traffic=_scatter_add_traffic)
 _register("interpolation", _per_output(2), ["upsample_linear1d"])
 _register("interpolation", _per_output(4), ["upsample_bilinear2d", "_upsample_bilinear2d_aa"])
 _register("interpolation", _per_output(8), ["upsample_trilinear3d"])
