@@ -35,3 +35,16 @@ def test_decode_is_memory_bound_and_lower_intensity(tour):
     assert decode["intensity"] < prefill["intensity"]
     assert decode["memory_bound_share"] == pytest.approx(1.0)
     assert decode["ms_per_token"] > prefill["ms_per_token"]
+
+
+def test_training_rows_follow_the_state_model(tour):
+    rows = {(t["dtype"], t["optimizer"]): t for t in tour["llm"]["training"]}
+    n = rows["float32", "sgd"]["params"]
+    per_param = {key: (t["params_bytes"] + t["grads_bytes"] + t["optimizer_state_bytes"]) / n
+                 for key, t in rows.items()}
+    # fp32 SGD: weights + grads (8 B); fp32 Adam: + two moments (16 B); bf16 Adam: 2 + 2 + 12 (ZeRO's 16Ψ)
+    assert per_param == {("float32", "sgd"): 8, ("float32", "adam"): 16, ("bfloat16", "adam"): 16}
+    assert rows["bfloat16", "adam"]["mixed_precision"] and not rows["float32", "adam"]["mixed_precision"]
+    # bf16 halves the float activations the forward saves (the int64 token ids stay as they are)
+    half = rows["float32", "adam"]["saved_activation_bytes"] / 2
+    assert half < rows["bfloat16", "adam"]["saved_activation_bytes"] < 1.01 * half

@@ -1,4 +1,5 @@
-"""The profiler's tour: what zoo models compute, where the time goes on a chip, and prefill vs decode.
+"""The profiler's tour: what zoo models compute, where the time goes on a chip, prefill vs decode, and what
+a training step holds in memory.
 
 Every figure is computed now by :func:`aicompute.profile.profile` (fake tensors, no weights) and priced by
 :func:`aicompute.profile.roofline.roofline` on a datasheet chip and on this machine, probed now.
@@ -18,6 +19,8 @@ __all__ = ["profile_tour", "TOUR_MODELS"]
 
 TOUR_MODELS = ("lenet5", "resnet50", "mobilenet_v2", "efficientnet_b0", "gpt2-small")
 """Zoo models at their default inputs: a small CNN, a heavy CNN, two lightweight CNNs, a Transformer."""
+TRAINING_SETUPS = (("float32", "sgd"), ("float32", "adam"), ("bfloat16", "adam"))
+"""(trace dtype, optimizer) of the training-memory table: bf16 + Adam is mixed precision with fp32 masters."""
 
 
 def profile_tour(*, models: tuple[str, ...] = TOUR_MODELS, study: str = "resnet50", llm: str = "gpt2-small",
@@ -32,6 +35,7 @@ def profile_tour(*, models: tuple[str, ...] = TOUR_MODELS, study: str = "resnet5
     roofs = [roofline(studied, hw, depth=1) for hw in hardware]
     prefill = profile(llm, phase="prefill")
     decode = profile(llm, phase="decode", kv_len=kv_len)
+    training = [profile(llm, mode="training", dtype=dtype, optimizer=opt) for dtype, opt in TRAINING_SETUPS]
     return {
         "kind": "profile-tour",
         "models": rows,
@@ -46,6 +50,7 @@ def profile_tour(*, models: tuple[str, ...] = TOUR_MODELS, study: str = "resnet5
             "kv_len": kv_len,
             "phases": [_phase_row(p, roofline(p, hardware[0])) for p in (prefill, decode)],
             "chip": hardware[0].name,
+            "training": [_training_row(t) for t in training],
         },
     }
 
@@ -80,6 +85,15 @@ def _categories(result: Any, roof: Any) -> list[dict[str, Any]]:
         {"category": c, "flops_share": f / flops, "bytes_share": b / moved, "time_share": t / time_s}
         for c, (f, b, t) in totals.items() if f or b
     ]
+
+
+def _training_row(result: Any) -> dict[str, Any]:
+    memory = result.memory()
+    return {"dtype": result.dtype, "input": result.inputs[0][0], "params": result.params,
+            **{key: memory[key] for key in ("optimizer", "mixed_precision", "params_bytes", "grads_bytes",
+                                            "optimizer_state_bytes", "saved_activation_bytes",
+                                            "training_total_bytes", "peak_activation_and_grads_bytes",
+                                            "training_peak_bytes")}}
 
 
 def _phase_row(result: Any, roof: Any) -> dict[str, Any]:

@@ -64,6 +64,27 @@ def profile_chapter(tour: dict[str, Any]) -> Chapter:
           p["kv_cache_bytes"] / MiB, p["latency_ms"], p["ms_per_token"], f"{100 * p['memory_bound_share']:.0f}%")
          for p in llm["phases"]],
     )
+    training = llm.get("training") or []
+    if training:
+        first = training[0]
+        shape = "×".join(map(str, first["input"]))
+        ch.text(
+            f"What one training step of {llm['model']} (input {shape}) holds, traced now through the real "
+            "backward. The seed's sum is parameters + gradients + optimizer states + the activations saved "
+            "for backward; the measured peak is parameters + optimizer states + the most that activations "
+            "and gradients occupy together as backward frees the one and makes the other. Mixed precision "
+            "(bf16 + Adam) keeps fp32 master weights and states: 16 bytes per parameter, as in ZeRO."
+        )
+        GiB = 2**30
+        ch.table(
+            ["dtype", "optimizer", "params GiB", "grads GiB", "optimizer states GiB", "saved activations GiB",
+             "seed's sum GiB", "measured step peak GiB", "model state bytes / param"],
+            [(t["dtype"], t["optimizer"], t["params_bytes"] / GiB, t["grads_bytes"] / GiB,
+              t["optimizer_state_bytes"] / GiB, t["saved_activation_bytes"] / GiB, t["training_total_bytes"] / GiB,
+              t["training_peak_bytes"] / GiB,
+              (t["params_bytes"] + t["grads_bytes"] + t["optimizer_state_bytes"]) / t["params"])
+             for t in training],
+        )
     return ch
 
 
