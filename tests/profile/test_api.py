@@ -197,3 +197,7 @@ def test_several_inputs_and_integer_ones_from_shapes():
         profile(_TokensAndFeatures(), input_shape=["2x5", "2x5x6"])  # float token ids
     with pytest.raises(AicomputeError, match="names dtype 'int8'"):
         parse_input("1x4:int8")
+    # a zoo language model reads token ids unless the shape says otherwise
+    assert profile("transformer", input_shape="1x8").inputs == [([1, 8], "int64")]
+    with pytest.raises(AicomputeError, match="reads token ids as a .* int64 tensor"):
+        profile("transformer", input_shape="1x8:float")

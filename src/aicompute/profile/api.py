@@ -130,10 +130,13 @@ def _input_specs(inputs: Any, input_shape: Any, spec: Any, batch_size: int, phas
             raise AicomputeError("inputs must be a tensor or a sequence of tensors (only shapes are used)")
         return [(tuple(t.shape), None if t.is_floating_point() else t.dtype) for t in tensors]
     if input_shape is not None:
-        parsed = [parse_input(one) for one in _input_list(input_shape)]
-        if spec is not None and spec.input_dtype == "int64":  # a zoo language model reads token ids
-            parsed = [(shape, dtype or torch.int64) for shape, dtype in parsed]
-        return parsed
+        ints = spec is not None and spec.input_dtype == "int64"  # a zoo language model reads token ids
+        out = []
+        for one in _input_list(input_shape):
+            shape, dtype = parse_input(one)
+            named = isinstance(one, str) and ":" in one  # "1x8:float" asks for a float input on purpose
+            out.append((shape, torch.int64 if ints and dtype is None and not named else dtype))
+        return out
     if spec is None:
         raise AicomputeError(
             f"{label} is not a zoo model, so its input shape is unknown; pass input_shape "
