@@ -10,9 +10,10 @@ Options from the command line are converted by the function's type annotations (
 int, float, str, bool, Path and ``T | None``; ``--no-flag`` for a False bool; an unannotated option gets
 the text. ``register_job(name, check=fn)`` gives a job a pre-flight check: ``check_options`` (which the
 launcher calls before it spawns anything) calls ``fn(world=..., **options)`` with the :class:`World` the
-job will run in (its size, the launcher's checkpoint folder and resume flag; only if ``fn`` has a ``world``
-parameter) and every option, defaults filled in, so a bad combination (a model that does not fit the data set, a rank that does not exist, a checkpoint
-of another run) fails in the launching process, once.
+job will run in (its size, the launcher's checkpoint folder and resume flag; only if ``fn`` has a
+``world`` parameter) and every option, defaults filled in, so a bad combination (a model that does not
+fit the data set, a rank that does not exist, a checkpoint of another run) fails in the launching
+process, once.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from typing import Any
 from aicompute.checks import did_you_mean
 from aicompute.errors import AicomputeError
 
-__all__ = ["Job", "World", "register_job", "get_job", "list_jobs", "parse_job_options", "check_options", "job_function"]
+__all__ = ["Job", "World", "register_job", "get_job", "list_jobs", "parse_job_options", "check_options",
+           "job_function"]
 
 _JOBS: dict[str, Job] = {}
 
@@ -55,7 +57,7 @@ class Job:
     description: str = ""
     module: str = ""
     file: str | None = None  # set for a ``path/to/file.py:function`` job, which each rank loads by path
-    check: Callable[..., None] | None = None  # pre-flight check(world, **options) (module docstring)
+    check: Callable[..., None] | None = None  # pre-flight check([world=], **options) (module docstring)
 
     def options(self) -> dict[str, inspect.Parameter]:
         params = list(inspect.signature(self.fn).parameters.values())[1:]  # the first is ctx
@@ -66,8 +68,8 @@ def register_job(name: str, *, description: str | None = None,
                  check: Callable[..., None] | None = None) -> Callable[[Callable], Callable]:
     """Decorator: make ``fn(ctx, **options)`` runnable as ``aicompute parallel run NAME``. Registering the
     same function again is a no-op (a spawned rank re-imports its module); another under a taken name is
-    an error. ``check(world, **options)`` raises ``AicomputeError`` for options the job cannot run with in
-    that :class:`World`."""
+    an error. ``check(world=..., **options)`` (or ``check(**options)``) raises ``AicomputeError`` for
+    options the job cannot run with in that :class:`World`."""
 
     def register(fn: Callable) -> Callable:
         old = _JOBS.get(name)
