@@ -142,3 +142,11 @@ def test_frozen_parameters_have_no_gradient_or_state():
 def test_unknown_optimizer():
     with pytest.raises(AicomputeError, match="did you mean 'adam'"):
         model_states([], "adma")
+
+
+def test_a_fused_rnn_says_its_training_workspace_is_not_traced():
+    lstm = nn.LSTM(8, 16)
+    trained = profile(lstm, input_shape=(5, 2, 8), mode="training").coverage()["memory_not_traced"]
+    assert [(item["op"], item["calls"]) for item in trained] == [("aten.mkldnn_rnn_layer", 1)]
+    assert profile(lstm, input_shape=(5, 2, 8)).coverage()["memory_not_traced"] == []  # inference keeps none
+    assert profile(nn.Linear(8, 4), input_shape=(2, 8), mode="training").coverage()["memory_not_traced"] == []

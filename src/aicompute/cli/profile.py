@@ -183,6 +183,8 @@ def _print(result: Any, roof: Any, by: str, columns: list[str], rows: list[tuple
         print_table("uncounted ops (no cost formula; bytes still counted)", ["op", "calls", "bytes", "share of bytes"],
                     [(u["op"], u["calls"], binary_size(u["bytes"]), f"{100 * u['bytes_share']:.1f}%")
                      for u in coverage["uncounted"]])
+    for item in coverage["memory_not_traced"]:
+        console.print(f"training memory is an underestimate: {item['op']} ({item['calls']} calls): {item['why']}")
     console.print(f"{coverage['counted_calls']} op calls counted, {coverage['ignored_calls']} ignored on purpose "
                   f"(views, metadata), {coverage['uncounted_calls']} uncounted · traced in {result.seconds:.2f} s")
     if roof is not None:

@@ -13,6 +13,7 @@ from torch import nn
 from aicompute.errors import AicomputeError
 from aicompute.profile.counter import OpCounter
 from aicompute.profile.memory import ModelStates
+from aicompute.profile.ops import UNTRACED_TRAINING_MEMORY
 from aicompute.profile.records import OpRecord
 from aicompute.profile.rollup import Cost, ModuleRow, OpRow, by_module, by_op, sum_records
 
@@ -121,7 +122,8 @@ class ProfileResult:
         return by_module(self.records, self.modules, depth=depth, outputs=self.module_outputs)
 
     def coverage(self) -> dict[str, Any]:
-        """How many calls were priced, ignored on purpose, or left uncounted (with their bytes share)."""
+        """How many calls were priced, ignored on purpose, or left uncounted (with their bytes share); and,
+        in training, the ops whose kernels hold memory the trace does not see (``memory_not_traced``)."""
         total_bytes = self.total.moved or 1
         uncounted: dict[str, list[int]] = {}
         for r in self.records:
@@ -130,7 +132,11 @@ class ProfileResult:
                 entry[0] += 1
                 entry[1] += r.moved
         counted = sum(1 for r in self.records if r.flops is not None)
+        untraced = Counter(r.op for r in self.records
+                           if self.mode == "training" and r.phase == "forward" and r.op in UNTRACED_TRAINING_MEMORY)
         return {
+            "memory_not_traced": [{"op": op, "calls": calls, "why": UNTRACED_TRAINING_MEMORY[op]}
+                                  for op, calls in untraced.items()],
             "counted_calls": counted,
             "ignored_calls": sum(self.ignored.values()),
             "ignored_ops": dict(self.ignored.most_common()),
