@@ -147,9 +147,11 @@ def _display(columns: list[str], rows: list[tuple[Any, ...]]) -> list[tuple[Any,
 
 
 def _tree_name(path: str) -> str:
+    from aicompute.profile.rollup import module_depth
+
     if path == "(model)":
         return path
-    return "  " * (path.count(".") + 1) + path.rpartition(".")[2]
+    return "  " * module_depth(path) + path.rpartition(".")[2]
 
 
 def _csv(columns: list[str], rows: list[tuple[Any, ...]]) -> str:

@@ -28,7 +28,16 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from aicompute.profile.memory import LiveMemory
-from aicompute.profile.ops import IGNORED, OpFormula, lookup, op_name, output_tensors, tensor_bytes, tensors_in
+from aicompute.profile.ops import (
+    IGNORED,
+    OpFormula,
+    lookup,
+    op_name,
+    op_outputs,
+    output_tensors,
+    tensor_bytes,
+    tensors_in,
+)
 from aicompute.profile.records import OpRecord
 
 __all__ = ["OpCounter", "ModuleStack"]
@@ -177,7 +186,7 @@ class OpCounter(TorchDispatchMode):
     def _record(self, name: str, formula: OpFormula | None, module: str, phase: str, args: tuple, kwargs: dict,
                 out: Any) -> OpRecord:
         inputs = tensors_in(list(args) + list(kwargs.values()))
-        outputs = tensors_in(out if isinstance(out, (tuple, list)) else (out,))
+        outputs = op_outputs(out)
         if formula is not None and formula.traffic is not None:
             reads, written = formula.traffic(args, kwargs, out)
         else:

@@ -51,9 +51,9 @@ class LiveMemory:
     """
 
     def __init__(self) -> None:
-        self._seen: set[int] = set()
+        self._excluded: set[int] = set()
+        self._sizes: dict[int, int] = {}  # storage id → bytes, for every tracked storage still alive
         self._grads: set[int] = set()
-        self._sizes: dict[int, int] = {}
         self.live = 0
         self.peak = 0
         self.grads = 0
@@ -62,7 +62,7 @@ class LiveMemory:
     def exclude(self, tensors: Iterable[torch.Tensor]) -> None:
         """Never count these tensors' storages (parameters and buffers)."""
         for t in tensors:
-            self._seen.add(id(t.untyped_storage()))
+            self._excluded.add(id(t.untyped_storage()))
 
     def track(self, value: Any) -> None:
         """Count the storage of every tensor in ``value`` (a tensor or a tuple/list of them) once."""
@@ -83,19 +83,17 @@ class LiveMemory:
     def _track(self, t: torch.Tensor) -> None:
         storage = t.untyped_storage()
         key = id(storage)  # stable while the storage lives: its Python object is kept with it
-        if key in self._seen:
+        if key in self._sizes or key in self._excluded:
             return
         nbytes = storage.nbytes()
-        self._seen.add(key)
         self._sizes[key] = nbytes
         self.live += nbytes
         self.peak = max(self.peak, self.live)
         self.peak_activation = max(self.peak_activation, self.live - self.grads)
-        weakref.finalize(storage, self._free, key, nbytes)
+        weakref.finalize(storage, self._free, key)
 
-    def _free(self, key: int, nbytes: int) -> None:
-        self._seen.discard(key)
-        self._sizes.pop(key, None)
+    def _free(self, key: int) -> None:
+        nbytes = self._sizes.pop(key)
         if key in self._grads:
             self._grads.discard(key)
             self.grads -= nbytes

@@ -41,7 +41,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["OpFormula", "REGISTRY", "IGNORED", "UNTRACED_TRAINING_MEMORY", "lookup", "op_name", "tensor_bytes", "tensors_in", "output_tensors"]
+__all__ = ["OpFormula", "REGISTRY", "IGNORED", "UNTRACED_TRAINING_MEMORY", "lookup", "op_name", "tensor_bytes", "tensors_in", "op_outputs", "output_tensors"]
 
 aten = torch.ops.aten
 
@@ -80,6 +80,11 @@ def output_tensors(value: Any) -> list[torch.Tensor]:
     if isinstance(value, (tuple, list)):
         return [t for v in value for t in output_tensors(v)]
     return []
+
+
+def op_outputs(out: Any) -> list[torch.Tensor]:
+    """The tensors an op returned: one tensor, or those in its tuple or list."""
+    return tensors_in(out if isinstance(out, (tuple, list)) else (out,))
 
 
 def tensors_in(values: Any) -> list[torch.Tensor]:
@@ -316,7 +321,7 @@ def _index_add(args: tuple, kwargs: dict, out: Any) -> tuple[int, int]:
 def _gather_traffic(args: tuple, kwargs: dict, out: Any) -> tuple[list[tuple[torch.Tensor, int]], int]:
     """embedding(weight, indices), index_select(self, dim, index), gather, index: the source is read only
     where the output comes from (the output's bytes); the indices whole."""
-    written = sum(tensor_bytes(t) for t in tensors_in(out if isinstance(out, (tuple, list)) else (out,)))
+    written = sum(tensor_bytes(t) for t in op_outputs(out))
     inputs = tensors_in(list(args) + list(kwargs.values()))
     return [(t, written if i == 0 else tensor_bytes(t)) for i, t in enumerate(inputs)], written
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from aicompute.profile.records import OpRecord, is_tensor_category
 
-__all__ = ["Cost", "OpRow", "ModuleRow", "sum_records", "by_op", "by_module", "ancestors"]
+__all__ = ["Cost", "OpRow", "ModuleRow", "sum_records", "by_op", "by_module", "ancestors", "module_depth"]
 
 
 @dataclass(slots=True)
@@ -137,7 +137,7 @@ def by_module(
     included). ``modules`` maps path → (type name, params); ``outputs`` path → bytes its forward returned.
     ``depth`` keeps rows down to that depth (0 = the model only)."""
     outputs = outputs or {}
-    rows = {path: ModuleRow(path, type_, _depth(path), params, output_bytes=outputs.get(path, 0))
+    rows = {path: ModuleRow(path, type_, module_depth(path), params, output_bytes=outputs.get(path, 0))
             for path, (type_, params) in modules.items()}
     for r in records:
         for path in ancestors(r.module):
@@ -148,5 +148,6 @@ def by_module(
     return [row for row in rows.values() if depth is None or row.depth <= depth]
 
 
-def _depth(path: str) -> int:
+def module_depth(path: str) -> int:
+    """``""`` (the model) → 0, ``"a"`` → 1, ``"a.b"`` → 2."""
     return 0 if not path else path.count(".") + 1
